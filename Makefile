@@ -1,0 +1,45 @@
+# Every target that needs Python depends on .venv/.installed, which is rebuilt from the
+# lock file whenever the lock (or pyproject) changes: no resolver runs on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+FIND_LINKS := /opt/wheels
+
+.PHONY: setup lock test lint format demo bench clean-stack
+
+$(BIN)/uv:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip sync --python $(BIN)/python --find-links $(FIND_LINKS) requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Re-pin after editing requirements.in (the only place versions are chosen).
+lock: | $(BIN)/uv
+	$(BIN)/uv pip compile requirements.in --find-links $(FIND_LINKS) --python-version 3.11 -o requirements.lock
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+demo: setup
+	$(BIN)/python -m gglops.demo
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean-stack: setup
+	$(BIN)/gglops stack down

@@ -1,0 +1,3 @@
+from gglops.cli import main
+
+main()

@@ -1,0 +1,25 @@
+"""`gglops submit -- CMD...`: run a command as a Ray Job."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def submit(
+    command: Annotated[list[str], typer.Argument(help="Command to run on the cluster.")],
+    address: Annotated[
+        str | None, typer.Option(help="Ray dashboard/Jobs URL (else GGLOPS_RAY_ADDRESS).")
+    ] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Submit and return.")] = False,
+) -> int:
+    """Submit CMD with this working dir and env; follow logs; return its exit code."""
+    from gglops.jobs import submit_job
+    from gglops.settings import load_settings
+
+    return submit_job(command, load_settings(), address=address, follow=not no_wait)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("submit", context_settings={"allow_interspersed_args": False})(submit)

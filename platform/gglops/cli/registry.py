@@ -1,0 +1,115 @@
+"""Model lifecycle: evaluate, register, promote, rollback, export, predict, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gglops.cli.common import ParamsOpt, SetOpt, write_json
+
+ModelArg = Annotated[
+    str, typer.Argument(help="Checkpoint dir, models:/gglnet@alias, runs:/ID/model or .onnx file.")
+]
+
+
+def evaluate(
+    model: ModelArg,
+    data: Annotated[Path, typer.Argument(help="Dataset root.")],
+    out: Annotated[Path, typer.Option("--out", help="metrics.json to write.")] = Path(
+        "metrics.json"
+    ),
+    plots: Annotated[Path | None, typer.Option(help="Folder for DVC plot data.")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
+) -> None:
+    """Evaluate a model on the test split at original resolution."""
+    from gglops.evaluate import evaluate_model
+    from gglops.params import load_params
+
+    result = evaluate_model(model, data, load_params(params, set_), plots_dir=plots)
+    write_json(out, result.model_dump(mode="json"))
+
+
+def register_cmd(
+    run_id: str,
+    params: ParamsOpt = Path("params.yaml"),
+    metrics: Annotated[Path | None, typer.Option(help="Test metrics JSON to tag.")] = None,
+) -> None:
+    """Register the run's model as a new version of gglnet with alias `candidate`."""
+    from gglops.registry import register_run
+    from gglops.settings import load_settings
+
+    register_run(run_id, load_settings(), metrics_file=metrics)
+
+
+def promote(
+    version: Annotated[
+        str | None, typer.Option(help="Version to promote (else candidate).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Test data root.")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Decision JSON.")] = None,
+) -> int:
+    """Gate the candidate against floors and the champion; on pass export ONNX and move aliases."""
+    from gglops.params import load_params
+    from gglops.registry import promote_version
+    from gglops.settings import load_settings
+
+    decision = promote_version(version, load_settings(), load_params(params, set_), data_root=data)
+    write_json(out, decision.model_dump(mode="json"))
+    return 0 if decision.passed else 1
+
+
+def rollback() -> None:
+    """Move `champion` back to `previous`."""
+    from gglops.registry import rollback_champion
+    from gglops.settings import load_settings
+
+    rollback_champion(load_settings())
+
+
+def export(
+    model: ModelArg,
+    out: Annotated[str, typer.Option("--out", help="Local .onnx path or s3:// URI.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Data for the parity check.")] = None,
+) -> None:
+    """Export to ONNX (probabilities out, dynamic N/H/W) and check parity with torch."""
+    from gglops.export import export_model
+    from gglops.settings import load_settings
+
+    export_model(model, out, load_settings(), data_root=data)
+
+
+def predict(
+    model: ModelArg,
+    images: Annotated[list[Path], typer.Argument(help="Images to segment.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for masks and overlays.")],
+) -> None:
+    """Write masks and overlays (targets boxed) for each image."""
+    from gglops.predict import predict_images
+
+    predict_images(model, images, out)
+
+
+def report(
+    version: str,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the report.")],
+) -> None:
+    """Reproducibility report of a registered version."""
+    from gglops.report import write_report
+    from gglops.settings import load_settings
+
+    write_report(version, out, load_settings())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+    app.command("register")(register_cmd)
+    app.command("promote")(promote)
+    app.command("rollback")(rollback)
+    app.command("export")(export)
+    app.command("predict")(predict)
+    app.command("report")(report)

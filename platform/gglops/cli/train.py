@@ -1,0 +1,47 @@
+"""`gglops train`: a Ray Train run of GGL-Net, tracked in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gglops.cli.common import OutOpt, ParamsOpt, SetOpt, write_json
+
+
+def train(
+    params: ParamsOpt = Path("params.yaml"),
+    set_: SetOpt = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Dataset root (else data.root).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Ray Train workers.")] = None,
+    gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="Train on GPUs.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the newest checkpoint.")] = False,
+    best_params: Annotated[
+        Path | None, typer.Option(help="YAML of tuned params (from gglops tune) to apply.")
+    ] = None,
+    out: OutOpt = None,
+) -> None:
+    """Train GGL-Net on Ray Train; writes the run id, checkpoint and final metrics."""
+    from gglops.params import load_params
+    from gglops.settings import load_settings
+
+    loaded, settings = load_params(params, set_), load_settings()  # fail fast, before heavy imports
+    from gglops.train import TrainRequest, run_training
+
+    request = TrainRequest(
+        params=loaded,
+        data_root=data,
+        workers=workers,
+        use_gpu=gpu,
+        resume=resume,
+        best_params=best_params,
+    )
+    result = run_training(request, settings)
+    write_json(out, result.model_dump(mode="json"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)

@@ -1,0 +1,199 @@
+"""Experiment parameters (params.yaml, DVC params) as validated pydantic models.
+
+Every command that reads params takes `--params FILE` and `--set section.key=value`
+overrides; any problem (unknown key, wrong type, negative lr) becomes one UsageError line
+that names the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gglops.errors import UsageError
+
+LayoutName = Literal["auto", "nuaa-sirst", "irstd-1k", "dnanet", "basicirstd", "msda-net"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Section):
+    dataset: str = "synthetic-sirst"
+    root: str = "data/raw/synthetic-sirst"
+    layout: LayoutName = "auto"
+    split: str | None = None  # e.g. idx_427, 50_50, NUAA-SIRST; None = the layout's default
+    image_size: Annotated[int, Field(gt=0, multiple_of=16)] = 256
+    # "resize" (reference recipe) or "pad" to a multiple of 16 for training.
+    fit: Literal["resize", "pad"] = "resize"
+    loader_workers: Annotated[int, Field(ge=0)] = 0
+
+
+class ModelParams(_Section):
+    width_mult: Annotated[float, Field(gt=0, le=4)] = 1.0
+
+
+class AugmentParams(_Section):
+    strength: Annotated[float, Field(ge=0, le=1)] = 1.0  # 0 disables augmentation
+
+
+class TrainParams(_Section):
+    epochs: Annotated[int, Field(gt=0)] = 500
+    batch_size: Annotated[int, Field(gt=0)] = 4
+    lr: Annotated[float, Field(gt=0)] = 1e-4
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    loss: Literal["soft_iou", "bce_soft_iou"] = "soft_iou"
+    lr_schedule: Literal["none", "cosine", "step"] = "none"
+    grad_clip: Annotated[float, Field(ge=0)] = 0.0  # 0 disables clipping
+    seed: int = 42
+    deterministic: bool = False
+    workers: Annotated[int, Field(gt=0)] = 1
+    use_gpu: bool = False
+    amp: bool = True  # only takes effect on GPU
+    channels_last: bool = True  # only takes effect on GPU
+    max_failures: Annotated[int, Field(ge=0)] = 2
+    keep_checkpoints: Annotated[int, Field(gt=0)] = 2
+    run_name: str = "gglnet"
+    augment: AugmentParams = AugmentParams()
+
+
+class SearchDim(_Section):
+    kind: Literal["loguniform", "uniform", "choice", "randint"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchDim:
+        if self.kind == "choice":
+            if not self.values:
+                raise ValueError("a 'choice' dimension needs a non-empty 'values' list")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a '{self.kind}' dimension needs low < high")
+        elif self.kind == "loguniform" and self.low <= 0:
+            raise ValueError("a 'loguniform' dimension needs low > 0")
+        return self
+
+
+class TuneParams(_Section):
+    samples: Annotated[int, Field(gt=0)] = 8
+    max_concurrent: Annotated[int, Field(gt=0)] = 2
+    search_alg: Literal["optuna", "random", "grid"] = "optuna"
+    epochs: Annotated[int, Field(gt=0)] = 20  # max epochs per trial (ASHA max_t)
+    grace_period: Annotated[int, Field(gt=0)] = 2
+    reduction_factor: Annotated[int, Field(ge=2)] = 2
+    workers_per_trial: Annotated[int, Field(gt=0)] = 1
+    cpus_per_worker: Annotated[float, Field(gt=0)] = 1.0
+    metric: str = "val_miou"
+    # Keys are dotted params paths (train.lr, model.width_mult, train.augment.strength).
+    space: dict[str, SearchDim] = Field(default_factory=dict)
+
+
+class GateParams(_Section):
+    min_miou: Annotated[float, Field(ge=0, le=1)] = 0.0
+    min_pd: Annotated[float, Field(ge=0, le=1)] = 0.0
+    max_fa: Annotated[float, Field(ge=0)] = 1e-3  # fraction of pixels (report ×1e-6)
+    tolerance: Annotated[float, Field(ge=0)] = 0.01
+
+
+class SynthParams(_Section):
+    """Size of the synthetic dataset of the default pipeline (`gglops data synth`)."""
+
+    n: Annotated[int, Field(ge=2)] = 96
+    size: Annotated[int, Field(ge=16)] = 64
+    seed: int = 7
+
+
+class Params(_Section):
+    data: DataParams = DataParams()
+    synth: SynthParams = SynthParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    tune: TuneParams = TuneParams()
+    gates: GateParams = GateParams()
+
+    def flat(self) -> dict[str, Any]:
+        """Flattened `section.key` view: MLflow params, tune search keys."""
+        return flatten(self.model_dump(mode="json"))
+
+    def digest(self) -> str:
+        """Stable sha256 of the params (the `params_hash` tag)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Params:
+        """A copy with dotted-key overrides applied and re-validated."""
+        raw = self.model_dump(mode="json")
+        for key, value in overrides.items():
+            set_dotted(raw, key, value)
+        return _validate(raw, "overrides")
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UsageError(f"--set {dotted}: '{part}' is not a section")
+    node[leaf] = value
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """`section.key=value` strings → dict; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r}: expected section.key=value")
+        out[key.strip()] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def _validate(raw: Any, source: str) -> Params:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise UsageError(f"{source}: {where}: {err['msg']}") from None
+
+
+def load_params(
+    path: str | Path | None = "params.yaml", overrides: list[str] | None = None
+) -> Params:
+    """Read and validate params.yaml (missing file with path=None → defaults), then overrides."""
+    raw: Any = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise UsageError(f"{path}: params file not found") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" (line {mark.line + 1})" if mark else ""
+            raise UsageError(f"{path}: not valid YAML{line}") from None
+    params = _validate(raw, source)
+    extra = parse_overrides(overrides)
+    return params.with_overrides(extra) if extra else params

@@ -1,0 +1,47 @@
+"""Infrastructure settings (pydantic-settings, prefix GGLOPS_, optional .env).
+
+Experiment knobs live in params.yaml (see `gglops.params`); this module only says where the
+services are. With nothing set, everything points at the embedded local stack
+(`gglops stack up`). Credentials follow boto3's own chain (AWS_* variables, profiles); the
+ones we do hold are `SecretStr`, so they never print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gglops.errors import UsageError
+
+DEFAULT_STACK_DIR = Path(".stack")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GGLOPS_", env_file=".env", extra="ignore")
+
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    s3_endpoint_url: str = "http://127.0.0.1:8333"
+    s3_bucket: str = "gglops"
+    s3_region: str = "us-east-1"
+    # Ray checkpoints and Tune state: a local path or an s3:// URI on the endpoint above.
+    storage_path: str = str(Path("outputs/ray").absolute())
+    ray_address: str | None = None
+    stack_dir: Path = DEFAULT_STACK_DIR
+    experiment_name: str = "gglnet"
+    registered_model: str = "gglnet"
+    # Optional explicit S3 keys; when unset boto3's chain (AWS_*, profiles) decides.
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    mlflow_tracking_token: SecretStr | None = Field(default=None)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from env/.env; a bad value becomes one UsageError line naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "GGLOPS_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+        raise UsageError(f"setting {name}: {err['msg']}") from None

@@ -1,0 +1,1 @@
+"""Synthetic datasets written by the project's own generator."""

@@ -1,0 +1,1 @@
+"""Real S3 (SeaweedFS) and MLflow server fixtures; see gglops.stack."""

@@ -39,7 +39,7 @@ demo: setup
 	$(BIN)/python -m gglops.demo
 
 bench: setup
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean-stack: setup
 	$(BIN)/gglops stack down

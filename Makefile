@@ -35,8 +35,13 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The whole pipeline on the embedded defaults: local stack, then `dvc repro`, then a summary.
+# DEMO_FORCE=1 re-runs every stage even when nothing changed.
 demo: setup
-	$(BIN)/python -m gglops.demo
+	$(BIN)/gglops stack up
+	eval "$$($(BIN)/gglops stack env)" && PATH="$(CURDIR)/$(BIN):$$PATH" \
+		$(BIN)/dvc repro $(if $(DEMO_FORCE),--force,)
+	eval "$$($(BIN)/gglops stack env)" && $(BIN)/gglops summary
 
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

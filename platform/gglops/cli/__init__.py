@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from gglops.cli import data, jobs, registry, stack, train, tune
+from gglops.cli import data, jobs, registry, stack, summary, train, tune
 from gglops.errors import GGLOpsError
 
 app = typer.Typer(
@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _module in (data, train, tune, registry, stack, jobs):
+for _module in (data, train, tune, registry, stack, jobs, summary):
     _module.register(app)
 
 _stderr = Console(stderr=True, highlight=False)

@@ -1,0 +1,17 @@
+"""`gglops summary`: the champion, its metrics, the ONNX URI and the MLflow run URL."""
+
+from __future__ import annotations
+
+import typer
+
+
+def summary() -> None:
+    """Print the current champion of the registry (what `make demo` ends with)."""
+    from gglops.settings import load_settings
+    from gglops.summary import champion_summary, print_summary
+
+    print_summary(champion_summary(load_settings()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("summary")(summary)

@@ -65,16 +65,23 @@ def test_params_overrides_and_flat_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "needle"),
+    ("fault", "argv", "needle"),
     [
-        (["train", "--params", "missing.yaml"], "missing.yaml"),
-        (["train", "--set", "train.lr=-3", "--params", "params.yaml"], "train.lr"),
+        ("params file missing", ["train", "--params", "missing.yaml"], "missing.yaml"),
+        ("negative lr override", ["train", "--set", "train.lr=-3"], "train.lr"),
+        ("unknown params key", ["train", "--set", "train.bogus=1"], "train.bogus"),
+        ("image size not /16", ["train", "--set", "data.image_size=100"], "data.image_size"),
+        ("out-of-range CLI value", ["train", "--workers", "0"], "--workers"),
+        ("malformed --set", ["tune", "--set", "novalue"], "section.key=value"),
     ],
 )
-def test_cli_bad_input_is_one_line_exit_2(argv: list[str], needle: str) -> None:
+def test_cli_bad_input_is_one_line_exit_2(
+    fault: str, argv: list[str], needle: str, reliability
+) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "gglops", *argv], cwd=ROOT, capture_output=True, text=True
     )
+    reliability(fault, f"exit {out.returncode}: {out.stderr.strip()}")
     assert out.returncode == 2, out.stderr
     assert needle in out.stderr
     assert "Traceback" not in out.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -27,6 +26,9 @@ app = typer.Typer(
 for _module in (data, train, tune, registry, stack, jobs, summary):
     _module.register(app)
 
+# typer vendors click: its UsageError (bad option value, unknown command) is BadParameter's base.
+_CLICK_USAGE_ERROR = typer.BadParameter.__mro__[1]
+
 _stderr = Console(stderr=True, highlight=False)
 
 
@@ -41,10 +43,9 @@ def main() -> None:
         result = app(standalone_mode=False)
     except GGLOpsError as exc:
         _fail(escape(str(exc)), exc.exit_code)
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except _CLICK_USAGE_ERROR as exc:
+        _fail(escape(f"{exc.format_message()} (see --help)"), 2)
+    except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
     except Exception as exc:  # a bug, not bad input: say so, keep the traceback on request
         if os.environ.get("GGLOPS_DEBUG"):

@@ -1,0 +1,24 @@
+"""Ray Train V2 training of GGL-Net: `run_training` (driver) and `build_trainer` (reused by
+`gglops tune`). Importing this package pulls in ray and torch: the CLI does it lazily."""
+
+from gglops.train.cluster import check_capacity, connect_ray
+from gglops.train.config import EpochRecord, FaultSpec, LoopConfig, WorkerSummary
+from gglops.train.runner import TrainRequest, TrainResult, effective_params, run_training
+from gglops.train.storage import Storage, resolve_storage
+from gglops.train.trainer import build_trainer
+
+__all__ = [
+    "EpochRecord",
+    "FaultSpec",
+    "LoopConfig",
+    "Storage",
+    "TrainRequest",
+    "TrainResult",
+    "WorkerSummary",
+    "build_trainer",
+    "check_capacity",
+    "connect_ray",
+    "effective_params",
+    "resolve_storage",
+    "run_training",
+]

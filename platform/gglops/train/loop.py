@@ -1,0 +1,122 @@
+"""The per-worker training function that Ray Train runs on every rank."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+import torch.distributed as dist
+from ray.train import Checkpoint
+from ray.train.torch import get_device, prepare_data_loader, prepare_model
+
+from gglops.tracking import MetricSink
+from gglops.train.checkpointing import Restored, restore_checkpoint, save_checkpoint
+from gglops.train.config import EpochRecord, LoopConfig, WorkerSummary
+from gglops.train.progress import epoch_line
+from gglops.train.session import TrainSession, build_session
+
+CONFIG_KEY = "loop"
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
+    """Train `params.train.epochs` epochs from the latest checkpoint (if any).
+
+    Every rank reports each epoch; only rank 0 writes checkpoint files and talks to MLflow.
+    Returns rank 0's `WorkerSummary` (Ray hands it to the driver as `Result.return_value`).
+    """
+    cfg: LoopConfig = config[CONFIG_KEY]
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    session = build_session(
+        cfg.params,
+        cfg.data_root,
+        rank=rank,
+        world_size=world,
+        device=get_device(),
+        prepare_model=prepare_model,
+        prepare_loader=lambda loader: prepare_data_loader(loader, add_dist_sampler=False),
+    )
+    node_ids = _node_ids(ray.get_runtime_context().get_node_id())
+    restored = _restore(session, rank)
+    sink = _sink(cfg, restored) if rank == 0 else None
+    history = list(restored.history)
+    for epoch in range(restored.next_epoch, cfg.params.train.epochs):
+        if cfg.fault:
+            cfg.fault.maybe_fire(rank, epoch)
+        record = _run_epoch(session, epoch)
+        history.append(record)
+        if sink:
+            sink.log(record.tracked(), step=epoch)
+        if rank == 0 and cfg.echo:
+            print(epoch_line(record, cfg.params.train.epochs), flush=True)
+        _report(session, record, history, sink)
+    pending = sink.flush() if sink else 0
+    return WorkerSummary(
+        history=history,
+        start_epoch=restored.next_epoch,
+        node_ids=node_ids,
+        mlflow_pending=pending,
+    ).model_dump(mode="json")
+
+
+def _restore(session: TrainSession, rank: int) -> Restored:
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return Restored(next_epoch=0, history=[], pending=[])
+    with checkpoint.as_directory() as directory:
+        return restore_checkpoint(Path(directory), session, restore_rng=rank == 0)
+
+
+def _sink(cfg: LoopConfig, restored: Restored) -> MetricSink | None:
+    if cfg.tracking is None:
+        return None
+    target = cfg.tracking
+    return MetricSink(target.uri, target.run_id, target.pending_file, restored.pending)
+
+
+def _run_epoch(session: TrainSession, epoch: int) -> EpochRecord:
+    start = time.perf_counter()
+    stats = session.train_epoch(epoch)
+    scores = session.validate()
+    return EpochRecord(
+        epoch=epoch,
+        train_loss=stats.loss,
+        val_miou=scores["miou"],
+        val_niou=scores["niou"],
+        val_pd=scores["pd"],
+        val_fa=scores["fa"],
+        # Ranks hold equal shards (the sampler pads), so the global rate is world × local.
+        images_per_s=stats.images * session.world_size / max(stats.seconds, 1e-9),
+        epoch_s=time.perf_counter() - start,
+    )
+
+
+def _report(
+    session: TrainSession,
+    record: EpochRecord,
+    history: list[EpochRecord],
+    sink: MetricSink | None,
+) -> None:
+    metrics = record.model_dump()
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if session.rank == 0:  # one writer; the other ranks only report metrics
+            pending = sink.pending if sink else []
+            save_checkpoint(Path(tmp), session, record.epoch, history, pending)
+            checkpoint = Checkpoint.from_directory(tmp)
+        ray.train.report(
+            metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch-{record.epoch:04d}"
+        )
+
+
+def _node_ids(own: str) -> list[str]:
+    """Every rank's Ray node id, gathered so that rank 0 can say where workers ran."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [own]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, own)
+    return [str(n) for n in gathered]

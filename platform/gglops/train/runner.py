@@ -1,0 +1,256 @@
+"""`run_training`: checks, MLflow run, Ray Train fit, model logging, summary (the driver)."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict
+from rich.console import Console
+
+from gglops import tracking
+from gglops.errors import DataError, UsageError
+from gglops.gitinfo import git_commit
+from gglops.params import Params
+from gglops.settings import Settings
+from gglops.train.cluster import check_capacity, connect_ray
+from gglops.train.config import EpochRecord, FaultSpec, WorkerSummary
+from gglops.train.progress import print_summary
+from gglops.train.storage import (
+    Storage,
+    check_writable,
+    existing_runs,
+    new_run_name,
+    resolve_storage,
+)
+from gglops.train.trainer import CPUS_PER_WORKER, build_trainer, pending_file
+
+RUN_NAME_TAG = "ray_run_name"
+EXAMPLE_SIZE = 32  # input example of the logged model: small, any multiple of 16 works
+
+
+class TrainRequest(BaseModel):
+    """What `gglops train` asks for; None fields fall back to params."""
+
+    model_config = ConfigDict(frozen=True)
+
+    params: Params
+    data_root: Path | None = None
+    workers: int | None = None
+    use_gpu: bool | None = None
+    resume: bool = False
+    best_params: Path | None = None
+    storage_path: str | None = None  # else GGLOPS_STORAGE_PATH
+    echo: bool = True  # per-epoch lines from rank 0 and the final table
+
+
+class TrainResult(BaseModel):
+    run_id: str
+    run_name: str
+    checkpoint: str  # path or s3:// URI of the best checkpoint (a model bundle)
+    metrics: dict[str, float]  # best epoch's validation metrics (test split): miou niou pd fa
+    epochs: int
+    best_epoch: int
+    start_epoch: int  # first epoch this invocation trained (> 0 after --resume)
+    images_per_s: float  # median training throughput over the epochs, all workers together
+    history: list[EpochRecord]
+    node_ids: list[str]  # Ray node of each rank
+    mlflow_pending: int  # metric values MLflow has not accepted (kept in a local JSONL)
+    model_log_s: float | None  # time to log the MLflow model; None when it could not be logged
+
+
+def effective_params(request: TrainRequest) -> Params:
+    """params ← tuned best params (flat dotted YAML) ← --workers/--gpu."""
+    overrides: dict[str, Any] = {}
+    if request.best_params is not None:
+        overrides.update(_read_best_params(request.best_params))
+    if request.workers is not None:
+        overrides["train.workers"] = request.workers
+    if request.use_gpu is not None:
+        overrides["train.use_gpu"] = request.use_gpu
+    return request.params.with_overrides(overrides) if overrides else request.params
+
+
+def _read_best_params(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UsageError(f"{path}: best params file not found") from None
+    except yaml.YAMLError:
+        raise UsageError(f"{path}: not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: expected a mapping of dotted keys (train.lr: 0.002)")
+    return raw
+
+
+def run_training(
+    request: TrainRequest, settings: Settings, console: Console | None = None
+) -> TrainResult:
+    """Validate everything cheap first, then train on Ray and track the run in MLflow."""
+    console = console or Console(highlight=False)
+    params = effective_params(request)
+    data_root = _check_data(params, request.data_root)
+    storage = resolve_storage(settings, request.storage_path)
+    check_writable(storage)
+    tracking.probe_tracking_server(settings.mlflow_tracking_uri)
+    connect_ray(settings, params.train.workers)
+    check_capacity(params.train.workers, params.train.use_gpu, CPUS_PER_WORKER)
+
+    run_name = _run_name(storage, params.train.run_name, request.resume, console)
+    run_id = _open_run(settings, params, data_root, run_name, storage)
+    trainer = build_trainer(
+        params,
+        data_root,
+        settings,
+        run_name,
+        mlflow_run_id=run_id,
+        storage=storage,
+        fault=FaultSpec.from_env(),
+        echo=request.echo,
+    )
+    try:
+        result = trainer.fit()
+    except BaseException:
+        _quietly(tracking.end_run, settings.mlflow_tracking_uri, run_id, "FAILED")
+        raise
+    return _finish(result, settings, params, run_id, run_name, storage, console, request.echo)
+
+
+def _check_data(params: Params, override: Path | None) -> Path:
+    from gglops.data.layouts import resolve_layout
+
+    root = Path(override or params.data.root)
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist (--data or data.root)")
+    index = resolve_layout(root, params.data.layout, params.data.split)
+    if not index.train or not index.test:
+        raise DataError(f"{root}: the split has no train or no test images")
+    return root
+
+
+def _run_name(storage: Storage, base: str, resume: bool, console: Console) -> str:
+    """--resume: the newest `<base>-*` run; otherwise a fresh name (never reuse silently)."""
+    if resume:
+        earlier = existing_runs(storage, base)
+        if earlier:
+            return earlier[-1]
+        console.print(f"[yellow]no earlier run {base}-* under {storage.uri}: starting fresh[/]")
+    return new_run_name(base)
+
+
+def _open_run(
+    settings: Settings, params: Params, data_root: Path, run_name: str, storage: Storage
+) -> str:
+    """The MLflow run of this Ray run: reopened on resume, else created with params/tags."""
+    from gglops.data.manifest import build_manifest
+
+    uri = settings.mlflow_tracking_uri
+    existing = tracking.find_run(uri, settings.experiment_name, RUN_NAME_TAG, run_name)
+    if existing:
+        tracking.reopen_run(uri, existing)
+        return existing
+    manifest = build_manifest(data_root, params.data.layout, params.data.split)
+    tags = {
+        "git_commit": git_commit(),
+        "data_hash": manifest.data_hash,
+        "data_root": str(data_root.absolute()),
+        "dataset": params.data.dataset,
+        "params_hash": params.digest(),
+        RUN_NAME_TAG: run_name,
+        "ray_storage": storage.uri,
+    }
+    return tracking.start_run(uri, settings.experiment_name, run_name, params.flat(), tags)
+
+
+def _finish(
+    result: Any,
+    settings: Settings,
+    params: Params,
+    run_id: str,
+    run_name: str,
+    storage: Storage,
+    console: Console,
+    echo: bool,
+) -> TrainResult:
+    summary = WorkerSummary.model_validate(result.return_value)
+    checkpoint, best_epoch = _best_checkpoint(result)
+    best = next(r for r in summary.history if r.epoch == best_epoch)
+    uri = settings.mlflow_tracking_uri
+    notes: list[str] = []
+    log_s = _log_model(checkpoint, uri, run_id, notes)
+    pending = _deliver_leftovers(uri, run_id, summary.mlflow_pending, notes)
+    checkpoint_uri = storage.child_uri(checkpoint.path)
+    _quietly(tracking.set_tags, uri, run_id, {"checkpoint": checkpoint_uri})
+    if not _quietly(tracking.end_run, uri, run_id, "FINISHED"):
+        notes.append(f"[yellow]MLflow run {run_id} could not be marked finished[/]")
+    if echo:
+        print_summary(console, summary.history, best_epoch, notes)
+    else:
+        for note in notes:
+            console.print(note)
+    return TrainResult(
+        run_id=run_id,
+        run_name=run_name,
+        checkpoint=checkpoint_uri,
+        metrics=best.scores(),
+        epochs=len(summary.history),
+        best_epoch=best_epoch,
+        start_epoch=summary.start_epoch,
+        images_per_s=statistics.median(r.images_per_s for r in summary.history),
+        history=summary.history,
+        node_ids=summary.node_ids,
+        mlflow_pending=pending,
+        model_log_s=log_s,
+    )
+
+
+def _best_checkpoint(result: Any) -> tuple[Any, int]:
+    """Highest val_miou among the kept checkpoints (the newest on a tie)."""
+    kept = result.best_checkpoints or []
+    if not kept:
+        return result.checkpoint, int(result.metrics["epoch"])
+    checkpoint, metrics = max(kept, key=lambda cm: (cm[1]["val_miou"], cm[1]["epoch"]))
+    return checkpoint, int(metrics["epoch"])
+
+
+def _log_model(checkpoint: Any, uri: str, run_id: str, notes: list[str]) -> float | None:
+    example = np.random.default_rng(0).random((1, 3, EXAMPLE_SIZE, EXAMPLE_SIZE))
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(checkpoint.to_directory(tmp))
+        try:
+            seconds = tracking.log_model_bundle(uri, run_id, local, example.astype(np.float32))
+        except Exception as exc:  # training succeeded; a tracking failure must not undo it
+            notes.append(f"[yellow]MLflow model not logged ({type(exc).__name__}: {exc})[/]")
+            return None
+    notes.append(f"MLflow model runs:/{run_id}/model logged in {seconds:.1f} s")
+    return seconds
+
+
+def _deliver_leftovers(uri: str, run_id: str, reported: int, notes: list[str]) -> int:
+    """Last delivery attempt from the driver for what rank 0 could not deliver."""
+    if not reported:
+        return 0
+    path = pending_file(run_id)
+    left = reported
+    if path.exists():
+        sink = tracking.MetricSink(uri, run_id, path, tracking.read_pending(path))
+        left = sink.flush()
+    if left:
+        notes.append(
+            f"[bold yellow]{left} metric values could not be delivered to MLflow; "
+            f"they are kept in {path}[/]"
+        )
+    return left
+
+
+def _quietly(fn: Any, *args: Any) -> bool:
+    """Run a best-effort tracking call; True when it worked."""
+    try:
+        fn(*args)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,207 @@
+"""One worker's training machinery, independent of Ray so that it can be tested in-process.
+
+`build_session` wires model, optimiser, loss, LR schedule, AMP and the data shard for one
+rank; `TrainSession.train_epoch` and `.validate` do the work. The Ray glue (`loop.py`)
+passes `prepare_model` / `prepare_loader` from `ray.train.torch`; tests pass nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from gglnet import LOSSES, GGLNet
+from gglops.metrics import IRSTDMetrics, MetricState
+from gglops.modelio import unwrap
+from gglops.params import Params, TrainParams
+
+Wrap = Callable[[Any], Any]
+SchedulerFactory = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
+
+# train.lr_schedule → scheduler, stepped once per epoch. "none" is a constant schedule so that
+# every run has scheduler state to checkpoint.
+SCHEDULES: dict[str, SchedulerFactory] = {
+    "none": lambda opt, epochs: torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0),
+    "cosine": lambda opt, epochs: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+    "step": lambda opt, epochs: torch.optim.lr_scheduler.StepLR(
+        opt, step_size=max(1, epochs // 3), gamma=0.1
+    ),
+}
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    loss: float
+    images: int  # images this rank trained on
+    seconds: float  # wall time of the training phase (no validation, no checkpoint)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed python/numpy/torch; deterministic mode also pins the algorithms."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+@dataclass
+class TrainSession:
+    model: nn.Module  # possibly DDP-wrapped
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    loader: DataLoader
+    dataset: Any  # a gglops.data.dataset.TrainDataset
+    sampler: DistributedSampler
+    eval_samples: list[Any]
+    device: torch.device
+    train: TrainParams
+    width_mult: float
+    rank: int
+    world_size: int
+
+    @property
+    def use_amp(self) -> bool:
+        return self.device.type == "cuda" and self.train.amp
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        channels_last = self.device.type == "cuda" and self.train.channels_last
+        return torch.channels_last if channels_last else torch.contiguous_format
+
+    @property
+    def net(self) -> GGLNet:
+        return unwrap(self.model)
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        """One pass over this rank's shard; returns the mean loss and the phase's timing."""
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)  # per-epoch augmentation draws
+        total, images = torch.zeros((), device=self.device), 0
+        start = time.perf_counter()
+        for batch_images, batch_masks in self.loader:
+            total += self._step(batch_images, batch_masks).detach() * len(batch_images)
+            images += len(batch_images)
+        loss = total.item() / max(images, 1)  # one host sync per epoch, not per step
+        seconds = time.perf_counter() - start
+        self.scheduler.step()
+        return EpochStats(loss=loss, images=images, seconds=seconds)
+
+    def _step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        masks = masks.to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            loss = self.loss_fn(self.model(images), masks)
+        self.scaler.scale(loss).backward()
+        if self.train.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Metrics over the WHOLE test split: each rank scores its shard, the sums are reduced."""
+        from gglops.data.dataset import EvalDataset
+        from gglops.inference import predict_probs, torch_prob_fn
+
+        net = self.net
+        _sync_buffers(net)  # BN running stats as rank 0 has them (what the checkpoint holds)
+        net.eval()
+        metrics = IRSTDMetrics()
+        prob_fn = torch_prob_fn(net)
+        for image, mask, _stem in EvalDataset(self.eval_samples):
+            metrics.update(predict_probs(prob_fn, image), mask)
+        return _all_reduce(metrics.state(), self.device).scores()
+
+
+def _sync_buffers(net: nn.Module) -> None:
+    if dist.is_available() and dist.is_initialized():
+        for buffer in net.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def _all_reduce(state: MetricState, device: torch.device) -> MetricState:
+    if not (dist.is_available() and dist.is_initialized()):
+        return state
+    # float64 keeps integer pixel counts exact well beyond any test split.
+    vector = torch.as_tensor(state.to_vector(), dtype=torch.float64, device=device)
+    dist.all_reduce(vector, op=dist.ReduceOp.SUM)
+    return MetricState.from_vector(vector.cpu().numpy())
+
+
+def build_session(
+    params: Params,
+    data_root: Path,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    device: torch.device | None = None,
+    prepare_model: Wrap | None = None,
+    prepare_loader: Wrap | None = None,
+) -> TrainSession:
+    """Everything one rank needs to train and validate, seeded per rank."""
+    from gglops.data.dataset import TrainDataset
+    from gglops.data.layouts import resolve_layout
+
+    train, data = params.train, params.data
+    device = device or torch.device("cpu")
+    seed_everything(train.seed + rank, train.deterministic)
+    index = resolve_layout(data_root, data.layout, data.split)
+    dataset = TrainDataset(
+        index.train,
+        image_size=data.image_size,
+        fit=data.fit,
+        augment_strength=train.augment.strength,
+        seed=train.seed,
+    )
+    # Our own sampler (not prepare_data_loader's) so that the shuffle seed is train.seed.
+    sampler = DistributedSampler(
+        dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=train.seed
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=train.batch_size,
+        sampler=sampler,
+        num_workers=data.loader_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=data.loader_workers > 0,
+        drop_last=len(dataset) // world_size >= 2 * train.batch_size,  # no 1-image BN batches
+    )
+    model = GGLNet(width_mult=params.model.width_mult).to(device)
+    if device.type == "cuda" and train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = prepare_model(model) if prepare_model else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    return TrainSession(
+        model=model,
+        optimizer=optimizer,
+        scaler=torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and train.amp),
+        scheduler=SCHEDULES[train.lr_schedule](optimizer, train.epochs),
+        loss_fn=LOSSES[train.loss],
+        loader=prepare_loader(loader) if prepare_loader else loader,
+        dataset=dataset,
+        sampler=sampler,
+        eval_samples=index.test[rank::world_size],
+        device=device,
+        train=train,
+        width_mult=params.model.width_mult,
+        rank=rank,
+        world_size=world_size,
+    )

@@ -110,8 +110,7 @@ class GGLNet(nn.Module):
         return levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.compiler.is_exporting():  # torch.export traces with symbolic sizes
-            check_input_size(x.shape[-2], x.shape[-1])
+        check_input_size(x.shape[-2], x.shape[-1])
         levels = [lcl(level) for lcl, level in zip(self.lcls, self.encode(x), strict=True)]
         fused = levels[-1]
         for fusion, shallow in zip(reversed(self.fusions), reversed(levels[:-1]), strict=True):

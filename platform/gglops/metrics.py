@@ -47,11 +47,12 @@ class MetricState:
     @classmethod
     def from_vector(cls, vector: Any) -> MetricState:
         """Inverse of `to_vector` (accepts any 1-D sequence, e.g. a reduced tensor)."""
+        if hasattr(vector, "cpu"):  # a torch tensor, possibly on the GPU after all-reduce
+            vector = vector.cpu()
+        names = [f.name for f in fields(cls)]
         values = np.asarray(vector, dtype=np.float64).tolist()
-        kinds = [f.type for f in fields(cls)]
-        return cls(
-            *(v if kind == "float" else round(v) for v, kind in zip(values, kinds, strict=True))
-        )
+        sums = dict(zip(names, values, strict=True))
+        return cls(**{k: v if k == "iou_sum" else round(v) for k, v in sums.items()})
 
     def scores(self) -> dict[str, float]:
         """mIoU, nIoU, Pd, Fa; each is 0.0 when its denominator is empty."""

@@ -18,9 +18,17 @@ def train(
     ] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Ray Train workers.")] = None,
     gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="Train on GPUs.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the newest checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the newest checkpoint of train.run_name.")
+    ] = False,
     best_params: Annotated[
         Path | None, typer.Option(help="YAML of tuned params (from gglops tune) to apply.")
+    ] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Copy the best checkpoint's model bundle here.")
+    ] = None,
+    history: Annotated[
+        Path | None, typer.Option(help="Write the per-epoch metrics here as CSV.")
     ] = None,
     out: OutOpt = None,
 ) -> None:
@@ -30,6 +38,7 @@ def train(
 
     loaded, settings = load_params(params, set_), load_settings()  # fail fast, before heavy imports
     from gglops.train import TrainRequest, run_training
+    from gglops.train.outputs import copy_bundle, write_history
 
     request = TrainRequest(
         params=loaded,
@@ -40,7 +49,11 @@ def train(
         best_params=best_params,
     )
     result = run_training(request, settings)
-    write_json(out, result.model_dump(mode="json"))
+    if model_dir is not None:
+        copy_bundle(result.checkpoint, model_dir, settings)
+    if history is not None:
+        write_history(result.history, history)
+    write_json(out, result.model_dump(mode="json", exclude={"history"}))
 
 
 def register(app: typer.Typer) -> None:

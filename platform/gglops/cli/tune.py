@@ -17,10 +17,19 @@ def tune(
         Path | None, typer.Option("--data", help="Dataset root (else data.root).")
     ] = None,
     samples: Annotated[int | None, typer.Option(min=1, help="Trials (else tune.samples).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted sweep.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted sweep (the newest, or --sweep).")
+    ] = False,
+    sweep: Annotated[
+        str | None,
+        typer.Option(help="Sweep name under GGLOPS_STORAGE_PATH (default: a new one)."),
+    ] = None,
     best_out: Annotated[
         Path, typer.Option(help="Best params as YAML (consumed by the train stage).")
     ] = Path("params/best.yaml"),
+    plots: Annotated[
+        Path | None, typer.Option(help="Write tune_trials.csv and tune_trials.png here.")
+    ] = None,
     out: OutOpt = None,
 ) -> None:
     """Search hyperparameters with ASHA + Optuna; writes the best config."""
@@ -28,6 +37,10 @@ def tune(
     from gglops.settings import load_settings
 
     loaded, settings = load_params(params, set_), load_settings()  # fail fast, before heavy imports
+    from gglops.tune.space import checked_space, metric_mode
+
+    checked_space(loaded)  # a typo in tune.space fails here, before Ray and MLflow start
+    metric_mode(loaded)
     from gglops.tune import TuneRequest, run_tuning
 
     request = TuneRequest(
@@ -35,7 +48,9 @@ def tune(
         data_root=data,
         samples=samples,
         resume=resume,
+        sweep=sweep,
         best_out=best_out,
+        plots=plots,
     )
     result = run_tuning(request, settings)
     write_json(out, result.model_dump(mode="json"))

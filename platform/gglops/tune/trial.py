@@ -1,0 +1,96 @@
+"""One Tune trial: a Ray Train run of GGL-Net (built by `gglops.train.build_trainer`).
+
+This code runs inside the trial's Ray actor, not in the driver: everything it needs comes
+in `TrialContext` (plain, picklable values), and paths are absolute because Tune runs
+trials in their own working directories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from gglops import tracking
+from gglops.params import Params
+from gglops.settings import Settings
+from gglops.train.storage import Storage
+
+EPOCHS_DONE = "epochs_done"  # ASHA's time attribute: completed epochs, restarts included
+RUN_TAG = "ray_run_name"  # child runs are found again by it when a sweep resumes
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    params: Params
+    data_root: Path
+    settings: Settings
+    runs: Storage  # where the trials' Ray Train runs live: <storage>/<sweep>/trial-runs
+    sweep: str
+    parent_run_id: str
+    lineage: dict[str, str]  # git_commit, data_hash, dataset: computed once by the driver
+
+
+class EpochReportCallback(TuneReportCallback):
+    """Forwards each epoch to Tune with `epochs_done` = epoch + 1.
+
+    Tune's own `training_iteration` restarts at 1 when an interrupted trial resumes from
+    its Ray Train checkpoint; the loop's epoch does not, so ASHA compares like with like.
+    """
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any):
+        first = {**metrics[0], EPOCHS_DONE: int(metrics[0]["epoch"]) + 1}
+        super().after_report(run_context, [first, *metrics[1:]], checkpoint)
+
+
+def trial_params(base: Params, config: dict[str, Any]) -> Params:
+    """The trial's full params: the sampled values on top of params.yaml."""
+    fixed = {"train.epochs": base.tune.epochs, "train.workers": base.tune.workers_per_trial}
+    return base.with_overrides({**plain(config), **fixed})
+
+
+def plain(config: dict[str, Any]) -> dict[str, Any]:
+    """numpy scalars (from Tune samplers) → Python values, for YAML, JSON and pydantic."""
+    return {k: v.item() if hasattr(v, "item") else v for k, v in config.items()}
+
+
+def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
+    """Tune's function trainable: one Ray Train fit, epochs forwarded to Tune."""
+    from gglops.train import build_trainer
+
+    trial_id = tune.get_context().get_trial_id()
+    run_name = f"{ctx.sweep}-{trial_id}"
+    params = trial_params(ctx.params, config)
+    run_id = _child_run(ctx, run_name, params)
+    trainer = build_trainer(
+        params,
+        ctx.data_root,
+        ctx.settings,
+        run_name,
+        mlflow_run_id=run_id,
+        callbacks=[EpochReportCallback()],
+        storage=ctx.runs,
+        echo=False,
+    )
+    trainer.fit()
+    tracking.end_run(ctx.settings.mlflow_tracking_uri, run_id)
+
+
+def _child_run(ctx: TrialContext, run_name: str, params: Params) -> str:
+    """This trial's MLflow run under the sweep's parent; the same one when it resumes."""
+    uri, experiment = ctx.settings.mlflow_tracking_uri, ctx.settings.experiment_name
+    found = tracking.find_run(uri, experiment, RUN_TAG, run_name)
+    if found:  # a resumed trial keeps logging into its own run
+        tracking.reopen_run(uri, found)
+        return found
+    tags = {
+        **ctx.lineage,
+        "mlflow.parentRunId": ctx.parent_run_id,
+        "sweep": ctx.sweep,
+        RUN_TAG: run_name,
+        "params_hash": params.digest(),
+    }
+    return tracking.start_run(uri, experiment, run_name, params.flat(), tags)

@@ -32,6 +32,7 @@ BUNDLE_ARTIFACT = "bundle"  # the pyfunc artifact holding the model bundle direc
 TRACKING_SETTING = "GGLOPS_MLFLOW_TRACKING_URI"
 _PARAM_BATCH = 100  # MLflow's limit of params per log_batch call
 _PARAM_MAX_CHARS = 6000
+SINK_PROBE_TIMEOUT_S = 2.0
 
 
 class MetricPoint(BaseModel):
@@ -45,17 +46,22 @@ class MetricPoint(BaseModel):
     timestamp_ms: int
 
 
-def probe_tracking_server(uri: str, timeout_s: float = 3.0) -> None:
-    """Fail fast with one line when an HTTP tracking server does not answer /health."""
+def health_problem(uri: str, timeout_s: float = 3.0) -> str | None:
+    """Why an HTTP tracking server does not answer /health (None: it does, or not HTTP)."""
     if not uri.startswith(("http://", "https://")):
-        return  # file stores and databricks URIs have no /health endpoint
+        return None  # file stores and databricks URIs have no /health endpoint
     try:
         with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as resp:
-            if resp.status == 200:
-                return
-            reason = f"HTTP {resp.status}"
+            return None if resp.status == 200 else f"HTTP {resp.status}"
     except (urllib.error.URLError, OSError) as exc:
-        reason = str(getattr(exc, "reason", exc))
+        return str(getattr(exc, "reason", exc))
+
+
+def probe_tracking_server(uri: str, timeout_s: float = 3.0) -> None:
+    """Fail fast with one line when an HTTP tracking server does not answer /health."""
+    reason = health_problem(uri, timeout_s)
+    if reason is None:
+        return
     raise ServiceError(
         f"MLflow tracking server {uri} is unreachable ({reason}); "
         f"start it (gglops stack up) or set {TRACKING_SETTING}"
@@ -129,6 +135,7 @@ class MetricSink:
         pending_file: Path,
         pending: Iterable[MetricPoint] = (),
     ) -> None:
+        self._uri = tracking_uri
         self._client = MlflowClient(tracking_uri=tracking_uri)
         self._run_id = run_id
         self._file = pending_file
@@ -148,7 +155,8 @@ class MetricSink:
 
     def flush(self) -> int:
         """Try to deliver every pending point; returns how many are still pending."""
-        if self._pending:
+        # The quick probe first: MLflow's own retries against a dead server take minutes.
+        if self._pending and health_problem(self._uri, SINK_PROBE_TIMEOUT_S) is None:
             try:
                 self._client.log_batch(
                     self._run_id,

@@ -37,6 +37,7 @@ def build_trainer(
     storage: Storage | None = None,
     fault: FaultSpec | None = None,
     echo: bool = True,
+    cpus_per_worker: float = CPUS_PER_WORKER,
     run_config_kwargs: Mapping[str, Any] | None = None,
 ) -> TorchTrainer:
     """A TorchTrainer whose storage is `<storage>/<run_name>`.
@@ -77,7 +78,7 @@ def build_trainer(
         scaling_config=ScalingConfig(
             num_workers=train.workers,
             use_gpu=train.use_gpu,
-            resources_per_worker={"CPU": CPUS_PER_WORKER},
+            resources_per_worker={"CPU": cpus_per_worker},
         ),
         run_config=run_config,
     )

@@ -1,0 +1,143 @@
+"""Ray Train runs of GGL-Net on real Ray and a real MLflow server.
+
+Few `fit()` calls (Ray's fixed costs dominate here), each checking several things: one
+2-worker run that learns, survives a killed worker and is tracked in MLflow, then resumed
+for two more epochs; one run across a two-node `ray.cluster_utils.Cluster`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from gglops.params import Params
+from gglops.settings import Settings
+from gglops.train import TrainRequest, build_trainer, run_training
+from gglops.train.config import FAULT_ENV
+from gglops.train.session import build_session
+
+TINY: dict[str, Any] = {
+    "data.image_size": 32,
+    "data.loader_workers": 0,
+    "model.width_mult": 0.25,
+    "train.batch_size": 4,
+    "train.lr": 0.01,
+    "train.loss": "bce_soft_iou",
+    "train.lr_schedule": "none",
+    "train.grad_clip": 1.0,
+    "train.deterministic": True,
+    "train.augment.strength": 0.0,
+    "train.keep_checkpoints": 2,
+}
+
+
+def tiny_params(data_root: Path, **overrides: Any) -> Params:
+    base = {**TINY, "data.root": str(data_root), "data.layout": "auto", "data.split": None}
+    return Params().with_overrides({**base, **overrides})
+
+
+def settings_for(stack: Any, storage: Path) -> Settings:
+    return Settings(mlflow_tracking_uri=stack.mlflow_uri, storage_path=str(storage))
+
+
+def test_same_seed_gives_identical_metrics(synth_data: Path) -> None:
+    """Deterministic mode: two in-process runs of the worker code agree exactly."""
+    params = tiny_params(synth_data, **{"train.epochs": 1})
+    outcomes = []
+    for _ in range(2):
+        session = build_session(params, synth_data)
+        stats = session.train_epoch(0)
+        outcomes.append((stats.loss, session.validate()))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] > 0
+
+
+@pytest.mark.integration
+def test_two_workers_learn_survive_a_killed_worker_and_resume(
+    stack, ray_running, synth_data: Path, tmp_path: Path, monkeypatch, reliability
+) -> None:
+    params = tiny_params(synth_data, **{"train.epochs": 4, "train.run_name": "t-learn"})
+    settings = settings_for(stack, tmp_path / "ray")
+    untrained = build_session(params, synth_data).validate()  # rank 0's initial weights
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(FAULT_ENV, f"1:2:{marker}")
+
+    result = run_training(TrainRequest(params=params, workers=2, echo=False), settings)
+
+    # The killed worker: the group restarted from the epoch-1 checkpoint and finished.
+    assert marker.exists()
+    assert result.epochs == 4
+    assert [r.epoch for r in result.history] == [0, 1, 2, 3]
+    assert result.start_epoch == 2  # the attempt that finished began after the checkpoint
+    reliability(
+        "training worker killed at epoch 2 of 4 (2 workers)",
+        f"restored from the epoch-1 checkpoint, finished 4 epochs; val_miou "
+        f"{result.metrics['miou']:.3f}",
+    )
+    # It learned: the best epoch's test-split mIoU is clearly above the untrained model's.
+    assert result.metrics["miou"] > untrained["miou"] + 0.05, (result.metrics, untrained)
+    assert result.images_per_s > 0
+    assert Path(result.checkpoint, "model.pt").exists()
+    assert Path(result.checkpoint, "train_state.pt").exists()
+
+    client = MlflowClient(tracking_uri=stack.mlflow_uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.lr"] == "0.01"
+    assert run.data.params["model.width_mult"] == "0.25"
+    assert run.data.tags["ray_run_name"] == result.run_name
+    assert {"git_commit", "data_hash", "dataset", "params_hash"} <= run.data.tags.keys()
+    for key in ("train_loss", "val_miou", "val_niou", "val_pd", "val_fa"):
+        steps = [m.step for m in client.get_metric_history(result.run_id, key)]
+        assert set(steps) == {0, 1, 2, 3}, (key, steps)
+        assert steps.count(3) == 1
+    assert result.mlflow_pending == 0
+    mlflow.set_tracking_uri(stack.mlflow_uri)
+    version = mlflow.register_model(f"runs:/{result.run_id}/model", "gglnet-train-test")
+    assert int(version.version) >= 1
+
+    # --resume continues the same Ray run (and MLflow run) for exactly two more epochs.
+    monkeypatch.delenv(FAULT_ENV)
+    longer = params.with_overrides({"train.epochs": 6})
+    resumed = run_training(
+        TrainRequest(params=longer, workers=2, resume=True, echo=False), settings
+    )
+    assert resumed.run_name == result.run_name
+    assert resumed.run_id == result.run_id
+    assert resumed.start_epoch == 4
+    assert [r.epoch for r in resumed.history] == list(range(6))
+    steps = [m.step for m in client.get_metric_history(result.run_id, "val_miou")]
+    assert sorted(set(steps)) == list(range(6))
+
+
+@pytest.mark.integration
+def test_workers_spread_over_two_nodes(synth_data: Path, tmp_path: Path, ray_local) -> None:
+    """A head without CPUs and two 1-CPU nodes: the two workers must land on both nodes."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # the shared local Ray; `ray_running` brings it back for later tests
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        nodes = {cluster.add_node(num_cpus=1).node_id for _ in range(2)}
+        ray.init(address=cluster.address)
+        cluster.wait_for_nodes()
+        params = tiny_params(synth_data, **{"train.epochs": 1, "train.workers": 2})
+        trainer = build_trainer(
+            params,
+            synth_data,
+            Settings(storage_path=str(tmp_path / "ray")),
+            "two-nodes",
+            mlflow_run_id=None,
+            echo=False,
+        )
+        summary = trainer.fit().return_value
+        assert set(summary["node_ids"]) == nodes
+        assert [r["epoch"] for r in summary["history"]] == [0]
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

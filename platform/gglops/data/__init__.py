@@ -1,0 +1,1 @@
+"""Datasets: real SIRST folder layouts, readers, training/eval datasets, synth, checks."""

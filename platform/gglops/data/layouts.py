@@ -1,0 +1,289 @@
+"""The five folder conventions SIRST datasets circulate in, read unchanged.
+
+Each layout is a `LayoutSpec`: how to recognise it, which splits it offers, and how to turn
+one split into train/test `Sample`s. A split entry whose files are missing still yields a
+`Sample` (pointing at the expected path) so that `gglops data validate` can name it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gglops.data.io import IMAGE_SUFFIXES
+from gglops.errors import DataError
+
+
+@dataclass(frozen=True)
+class Sample:
+    stem: str
+    image: Path
+    mask: Path
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    root: Path
+    layout: str
+    split: str | None
+    train: list[Sample] = field(default_factory=list)
+    test: list[Sample] = field(default_factory=list)
+    # Split files read (relative to root): what validate reports and the manifest hashes.
+    split_files: list[Path] = field(default_factory=list)
+
+    @property
+    def splits(self) -> dict[str, list[Sample]]:
+        return {"train": self.train, "test": self.test}
+
+
+@dataclass(frozen=True)
+class LayoutSpec:
+    detect: Callable[[Path], bool]
+    splits: Callable[[Path], list[str]]  # named splits found on disk ([] if the layout has none)
+    default_split: str | None
+    read: Callable[[Path, str | None], DatasetIndex]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _files_by_stem(folder: Path) -> dict[str, Path]:
+    """stem → image file in `folder`; .png wins when a stem exists with several suffixes."""
+    if not folder.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir(), key=lambda p: (p.suffix.lower() != ".png", p.name)):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            found.setdefault(path.stem, path)
+    return found
+
+
+def _strip_suffix(entry: str) -> str:
+    path = Path(entry)
+    return path.stem if path.suffix.lower() in IMAGE_SUFFIXES else entry
+
+
+def read_split_file(path: Path) -> list[str]:
+    """Stems listed one per line (extension optional, blank lines and whitespace ignored)."""
+    if not path.is_file():
+        raise DataError(f"{path}: split file not found")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable split file ({exc})") from None
+    return [_strip_suffix(line.strip()) for line in lines if line.strip()]
+
+
+class _Folder:
+    """Image/mask lookup in one folder pair; `mask_suffix` is appended to the image stem."""
+
+    def __init__(self, images: Path, masks: Path, mask_suffix: str = "") -> None:
+        self.images, self.masks, self.mask_suffix = images, masks, mask_suffix
+        self._images = _files_by_stem(images)
+        self._masks = _files_by_stem(masks)
+
+    def sample(self, stem: str) -> Sample:
+        image = self._images.get(stem, self.images / f"{stem}.png")
+        mask_stem = f"{stem}{self.mask_suffix}"
+        return Sample(stem, image, self._masks.get(mask_stem, self.masks / f"{mask_stem}.png"))
+
+    def samples(self, stems: list[str]) -> list[Sample]:
+        return [self.sample(stem) for stem in stems]
+
+    def all_samples(self) -> list[Sample]:
+        return self.samples(sorted(self._images))
+
+
+def _choose(
+    root: Path, layout: str, split: str | None, found: list[str], default: str | None
+) -> str:
+    if split is None:
+        if default in found:
+            return default
+        if found:
+            return found[0]
+        raise DataError(f"{root}: no split of the {layout} layout found")
+    if split not in found:
+        offered = ", ".join(found) or "none"
+        raise DataError(f"{root}: split {split!r} not found for {layout} (found: {offered})")
+    return split
+
+
+def _no_named_splits(layout: str) -> Callable[[Path, str | None], None]:
+    def check(root: Path, split: str | None) -> None:
+        if split is not None:
+            raise DataError(f"{root}: the {layout} layout has no named splits (got {split!r})")
+
+    return check
+
+
+def _has_dirs(root: Path, *names: str) -> bool:
+    return all((root / name).is_dir() for name in names)
+
+
+# --- NUAA-SIRST original ---------------------------------------------------------------------
+
+
+def _nuaa_splits(root: Path) -> list[str]:
+    return sorted(p.name for p in root.glob("idx_*") if (p / "test.txt").is_file())
+
+
+def _nuaa_read(root: Path, split: str | None) -> DatasetIndex:
+    name = _choose(root, "nuaa-sirst", split, _nuaa_splits(root), "idx_427")
+    folder = _Folder(root / "images", root / "masks", "_pixels0")
+    split_dir = root / name
+    # idx_427 has trainval.txt; idx_320 has train.txt (+ val.txt, held out like the reference).
+    train_file = next(
+        (split_dir / f for f in ("trainval.txt", "train.txt") if (split_dir / f).is_file()),
+        split_dir / "trainval.txt",
+    )
+    test_file = split_dir / "test.txt"
+    return DatasetIndex(
+        root=root,
+        layout="nuaa-sirst",
+        split=name,
+        train=folder.samples(read_split_file(train_file)),
+        test=folder.samples(read_split_file(test_file)),
+        split_files=[train_file.relative_to(root), test_file.relative_to(root)],
+    )
+
+
+# --- IRSTD-1k original -----------------------------------------------------------------------
+
+
+def _irstd_read(root: Path, split: str | None) -> DatasetIndex:
+    _no_named_splits("irstd-1k")(root, split)
+    folder = _Folder(root / "IRSTD1k_Img", root / "IRSTD1k_Label")
+    return DatasetIndex(
+        root=root,
+        layout="irstd-1k",
+        split=None,
+        train=folder.samples(read_split_file(root / "trainval.txt")),
+        test=folder.samples(read_split_file(root / "test.txt")),
+        split_files=[Path("trainval.txt"), Path("test.txt")],
+    )
+
+
+# --- DNANet (ratio folders) ------------------------------------------------------------------
+
+_RATIO = re.compile(r"^\d+_\d+$")
+
+
+def _dnanet_splits(root: Path) -> list[str]:
+    return (
+        sorted(
+            p.name for p in root.iterdir() if _RATIO.match(p.name) and (p / "test.txt").is_file()
+        )
+        if root.is_dir()
+        else []
+    )
+
+
+def _dnanet_read(root: Path, split: str | None) -> DatasetIndex:
+    name = _choose(root, "dnanet", split, _dnanet_splits(root), "50_50")
+    folder = _Folder(root / "images", root / "masks")
+    files = [Path(name) / "train.txt", Path(name) / "test.txt"]
+    return DatasetIndex(
+        root=root,
+        layout="dnanet",
+        split=name,
+        train=folder.samples(read_split_file(root / files[0])),
+        test=folder.samples(read_split_file(root / files[1])),
+        split_files=files,
+    )
+
+
+# --- BasicIRSTD (img_idx/train_<NAME>.txt) ---------------------------------------------------
+
+
+def _basic_splits(root: Path) -> list[str]:
+    idx = root / "img_idx"
+    names = {p.stem.removeprefix("test_") for p in idx.glob("test_*.txt")}
+    return sorted(n for n in names if (idx / f"train_{n}.txt").is_file())
+
+
+def _basic_read(root: Path, split: str | None) -> DatasetIndex:
+    name = _choose(root, "basicirstd", split, _basic_splits(root), None)
+    folder = _Folder(root / "images", root / "masks")
+    files = [Path("img_idx") / f"train_{name}.txt", Path("img_idx") / f"test_{name}.txt"]
+    return DatasetIndex(
+        root=root,
+        layout="basicirstd",
+        split=name,
+        train=folder.samples(read_split_file(root / files[0])),
+        test=folder.samples(read_split_file(root / files[1])),
+        split_files=files,
+    )
+
+
+# --- MSDA-Net (the split is the folder) ------------------------------------------------------
+
+
+def _msda_read(root: Path, split: str | None) -> DatasetIndex:
+    _no_named_splits("msda-net")(root, split)
+
+    def part(name: str) -> list[Sample]:
+        return _Folder(root / name / "image", root / name / "mask").all_samples()
+
+    return DatasetIndex(
+        root=root, layout="msda-net", split=None, train=part("train"), test=part("test")
+    )
+
+
+# Detection order matters: NUAA, DNANet and BasicIRSTD all have images/ + masks/ and differ
+# only in their split files.
+LAYOUTS: dict[str, LayoutSpec] = {
+    "nuaa-sirst": LayoutSpec(
+        detect=lambda r: _has_dirs(r, "images", "masks") and bool(_nuaa_splits(r)),
+        splits=_nuaa_splits,
+        default_split="idx_427",
+        read=_nuaa_read,
+    ),
+    "irstd-1k": LayoutSpec(
+        detect=lambda r: _has_dirs(r, "IRSTD1k_Img", "IRSTD1k_Label"),
+        splits=lambda r: [],
+        default_split=None,
+        read=_irstd_read,
+    ),
+    "basicirstd": LayoutSpec(
+        detect=lambda r: _has_dirs(r, "images", "masks") and bool(_basic_splits(r)),
+        splits=_basic_splits,
+        default_split=None,
+        read=_basic_read,
+    ),
+    "dnanet": LayoutSpec(
+        detect=lambda r: _has_dirs(r, "images", "masks") and bool(_dnanet_splits(r)),
+        splits=_dnanet_splits,
+        default_split="50_50",
+        read=_dnanet_read,
+    ),
+    "msda-net": LayoutSpec(
+        detect=lambda r: _has_dirs(r, "train/image", "train/mask", "test/image"),
+        splits=lambda r: [],
+        default_split=None,
+        read=_msda_read,
+    ),
+}
+
+
+def detect_layout(root: Path) -> str:
+    """The first layout whose folder convention `root` follows."""
+    for name, spec in LAYOUTS.items():
+        if spec.detect(root):
+            return name
+    known = ", ".join(LAYOUTS)
+    raise DataError(f"{root}: no known dataset layout recognised (expected one of: {known})")
+
+
+def resolve_layout(root: Path, layout: str = "auto", split: str | None = None) -> DatasetIndex:
+    """Train/test samples of the dataset at `root` in `layout` ("auto" detects it)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder does not exist")
+    name = detect_layout(root) if layout == "auto" else layout
+    spec = LAYOUTS.get(name)
+    if spec is None:
+        raise DataError(f"{root}: unknown layout {layout!r} (known: auto, {', '.join(LAYOUTS)})")
+    return spec.read(root, split or None)

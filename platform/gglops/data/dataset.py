@@ -1,0 +1,107 @@
+"""torch Datasets over `Sample`s: augmented fixed-size training crops, original-size eval."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from gglops.data.io import read_image, read_mask
+from gglops.data.layouts import Sample
+from gglops.data.transforms import augment, draw_augment, pad_crop, resize
+
+CACHE_BYTES = 1 << 30  # decoded samples kept in memory per dataset (per loader worker)
+
+
+class _Cache:
+    """Bounded memo of decoded tensors: small sets are decoded once, big ones stream."""
+
+    def __init__(self, limit: int = CACHE_BYTES) -> None:
+        self.limit, self.used = limit, 0
+        self.items: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def get(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return self.items.get(index)
+
+    def put(self, index: int, item: tuple[torch.Tensor, torch.Tensor]) -> None:
+        size = sum(t.numel() * t.element_size() for t in item)
+        if self.used + size <= self.limit:
+            self.items[index] = item
+            self.used += size
+
+
+def load_pair(sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image (3,H,W) float in [0,1], mask (1,H,W) float in {0,1}) at the original size."""
+    image = torch.from_numpy(read_image(sample.image))
+    mask = torch.from_numpy(read_mask(sample.mask)).to(torch.float32)[None]
+    return image, mask
+
+
+class TrainDataset(Dataset):
+    """Fixed-size (image (3,S,S), mask (1,S,S)) pairs with seeded reference augmentations.
+
+    Draws depend on (seed, epoch, index) only. The epoch lives in shared memory so that
+    `set_epoch` reaches persistent DataLoader workers too.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        image_size: int,
+        fit: Literal["resize", "pad"] = "resize",
+        augment_strength: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        self.samples = list(samples)
+        self.image_size, self.fit = image_size, fit
+        self.augment_strength, self.seed = augment_strength, seed
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._cache = _Cache()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch.fill_(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def _base(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoded (and, for fit=resize, already resized) pair: deterministic, so cached."""
+        item = self._cache.get(index)
+        if item is None:
+            item = load_pair(self.samples[index])
+            if self.fit == "resize":
+                item = resize(*item, self.image_size)
+            self._cache.put(index, item)
+        return item
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image, mask = self._base(index)
+        if self.fit == "pad":
+            image, mask = pad_crop(image, mask, self.image_size, rng)
+        return augment(image, mask, draw_augment(rng, self.augment_strength))
+
+
+class EvalDataset(Dataset):
+    """(image (3,H,W), mask (1,H,W), stem) at the ORIGINAL size: iterate it or use batch 1."""
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.samples = list(samples)
+        self._cache = _Cache()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+        item = self._cache.get(index)
+        if item is None:
+            item = load_pair(self.samples[index])
+            self._cache.put(index, item)
+        return item[0], item[1], self.samples[index].stem

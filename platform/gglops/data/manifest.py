@@ -1,0 +1,77 @@
+"""The data's identity: per-file sha256, split checksums and one `data_hash` over both.
+
+`data_hash` covers file contents and split membership, not where the data lives, so the
+same dataset in another folder has the same hash (DVC stages and MLflow tags rely on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from gglops.data.layouts import DatasetIndex, resolve_layout
+from gglops.errors import DataError
+
+_CHUNK = 1 << 20
+
+
+class SplitSummary(BaseModel):
+    count: int
+    checksum: str  # sha256 of the sorted stems, one per line
+
+
+class DataManifest(BaseModel):
+    layout: str
+    split: str | None
+    counts: dict[str, int]
+    splits: dict[str, SplitSummary]
+    files: dict[str, str]  # path relative to the root (POSIX) → sha256
+    data_hash: str
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read for the manifest ({exc.strerror})") from None
+    return digest.hexdigest()
+
+
+def _split_summary(stems: list[str]) -> SplitSummary:
+    text = "".join(f"{stem}\n" for stem in sorted(stems))
+    return SplitSummary(count=len(stems), checksum=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _index_files(index: DatasetIndex) -> list[Path]:
+    paths = {s.image for s in index.train + index.test} | {s.mask for s in index.train + index.test}
+    return sorted({p.relative_to(index.root) for p in paths} | set(index.split_files))
+
+
+def manifest_of(index: DatasetIndex) -> DataManifest:
+    files = {p.as_posix(): sha256_file(index.root / p) for p in _index_files(index)}
+    splits = {
+        name: _split_summary([s.stem for s in samples]) for name, samples in index.splits.items()
+    }
+    canonical = json.dumps(
+        {"files": files, "splits": {k: v.model_dump() for k, v in splits.items()}},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return DataManifest(
+        layout=index.layout,
+        split=index.split,
+        counts={name: summary.count for name, summary in splits.items()},
+        splits=splits,
+        files=files,
+        data_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+    )
+
+
+def build_manifest(root: Path, layout: str = "auto", split: str | None = None) -> DataManifest:
+    return manifest_of(resolve_layout(Path(root), layout, split))

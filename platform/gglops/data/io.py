@@ -50,8 +50,10 @@ def open_image(path: Path) -> Image.Image:
             return img
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image file") from None
     except _DECODE_ERRORS as exc:
-        raise DataError(f"{path}: unreadable image ({exc})") from None
+        raise DataError(f"{path}: unreadable or truncated image ({exc})") from None
 
 
 def _to_plane_array(img: Image.Image) -> np.ndarray:
@@ -63,17 +65,27 @@ def _to_plane_array(img: Image.Image) -> np.ndarray:
     return _scale_8bit(img.convert(target))
 
 
-def read_image(path: Path) -> np.ndarray:
-    """float32 (3, H, W) in [0, 1]; grayscale is replicated to 3 channels."""
-    arr = _to_plane_array(open_image(Path(path)))
+def image_array(img: Image.Image) -> np.ndarray:
+    """float32 (3, H, W) in [0, 1] from a decoded PIL image of any mode."""
+    arr = _to_plane_array(img)
     if arr.ndim == 2:
         return np.ascontiguousarray(np.broadcast_to(arr, (3, *arr.shape)))
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
-def read_mask(path: Path) -> np.ndarray:
+def mask_array(img: Image.Image) -> np.ndarray:
     """uint8 (H, W) in {0, 1}: grey level above 127.5 of 255 (16-bit masks scaled first)."""
-    arr = _to_plane_array(open_image(Path(path)))
+    arr = _to_plane_array(img)
     if arr.ndim == 3:
         arr = arr.max(axis=2)  # a coloured annotation counts wherever any channel is set
     return (arr > 0.5).astype(np.uint8)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """float32 (3, H, W) in [0, 1]; grayscale is replicated to 3 channels."""
+    return image_array(open_image(Path(path)))
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """uint8 (H, W) in {0, 1}; see `mask_array`."""
+    return mask_array(open_image(Path(path)))

@@ -1,0 +1,208 @@
+"""`gglops data validate`: every split entry, image and mask checked; one line per problem.
+
+`validate_dataset` is pure (returns a `ValidationReport`); `run_validate` prints it and
+returns the exit code: 0 clean (summary table on stdout), 2 with problems (stderr).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+from scipy import ndimage
+
+from gglops.data.io import image_array, mask_array, open_image
+from gglops.data.layouts import DatasetIndex, Sample, resolve_layout
+from gglops.errors import DataError
+
+EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # as the metrics count targets
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    message: str
+
+    def line(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class PairStats:
+    size: tuple[int, int]  # (W, H)
+    mode: str
+    target_areas: list[int]
+
+
+@dataclass
+class SplitStats:
+    images: int = 0
+    sizes: Counter[tuple[int, int]] = field(default_factory=Counter)
+    modes: Counter[str] = field(default_factory=Counter)
+    targets_per_image: list[int] = field(default_factory=list)
+    target_areas: list[int] = field(default_factory=list)
+
+    def add(self, pair: PairStats) -> None:
+        self.images += 1
+        self.sizes[pair.size] += 1
+        self.modes[pair.mode] += 1
+        self.targets_per_image.append(len(pair.target_areas))
+        self.target_areas.extend(pair.target_areas)
+
+
+@dataclass
+class ValidationReport:
+    root: Path
+    layout: str | None = None
+    split: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    stats: dict[str, SplitStats] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _open(path: Path, kind: str, problems: list[Problem]) -> Image.Image | None:
+    if not path.is_file():
+        problems.append(Problem(path, f"missing {kind}"))
+        return None
+    try:
+        return open_image(path)
+    except DataError as exc:
+        problems.append(Problem(path, str(exc).removeprefix(f"{path}: ")))
+        return None
+
+
+def check_pair(sample: Sample) -> PairStats | list[Problem]:
+    """Stats of one image/mask pair, or the problems that stop it from being used."""
+    if not sample.image.exists() and not sample.mask.exists():
+        return [Problem(sample.image, f"split entry {sample.stem!r} has no image and no mask")]
+    problems: list[Problem] = []
+    image = _open(sample.image, "image", problems)
+    mask = _open(sample.mask, "mask", problems)
+    if image is None or mask is None:
+        return problems
+    if image.size != mask.size:
+        w, h = image.size
+        mw, mh = mask.size
+        return [Problem(sample.mask, f"mask is {mw}x{mh} but its image is {w}x{h}")]
+    image_array(image)  # the conversion itself must work for every mode we accept
+    labels, count = ndimage.label(mask_array(mask), structure=EIGHT_CONNECTED)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    return PairStats(size=image.size, mode=image.mode, target_areas=[int(a) for a in areas])
+
+
+def _split_problems(index: DatasetIndex) -> list[Problem]:
+    problems: list[Problem] = []
+    files = dict(zip(("train", "test"), index.split_files, strict=False))
+    for name, samples in index.splits.items():
+        where = index.root / files.get(name, Path(name))
+        if not samples:
+            problems.append(Problem(where, f"the {name} split is empty"))
+        for stem, n in Counter(s.stem for s in samples).items():
+            if n > 1:
+                problems.append(Problem(where, f"stem {stem!r} is listed {n} times"))
+    overlap = sorted({s.stem for s in index.train} & {s.stem for s in index.test})
+    for stem in overlap:
+        problems.append(
+            Problem(
+                index.root / files.get("test", Path("test")),
+                f"stem {stem!r} is in both train and test",
+            )
+        )
+    return problems
+
+
+def validate_index(index: DatasetIndex) -> ValidationReport:
+    report = ValidationReport(root=index.root, layout=index.layout, split=index.split)
+    report.problems.extend(_split_problems(index))
+    checked: set[Path] = set()
+    for name, samples in index.splits.items():
+        stats = report.stats.setdefault(name, SplitStats())
+        for sample in samples:
+            if sample.image in checked:
+                continue  # a stem in both splits is reported once, not checked twice
+            checked.add(sample.image)
+            result = check_pair(sample)
+            if isinstance(result, list):
+                report.problems.extend(result)
+            else:
+                stats.add(result)
+    return report
+
+
+def validate_dataset(
+    root: Path, layout: str = "auto", split: str | None = None
+) -> ValidationReport:
+    """Never raises for a dataset problem: a layout that cannot be read is a problem too."""
+    try:
+        index = resolve_layout(Path(root), layout, split)
+    except DataError as exc:
+        return ValidationReport(root=Path(root), problems=[Problem(Path(root), _strip(exc, root))])
+    return validate_index(index)
+
+
+def _strip(exc: DataError, root: Path) -> str:
+    return str(exc).removeprefix(f"{root}: ")
+
+
+# --- printing -------------------------------------------------------------------------------
+
+
+def _spread(values: list[int]) -> str:
+    if not values:
+        return "-"
+    return f"{min(values)} / {statistics.median(values):g} / {max(values)}"
+
+
+def _counter(counter: Counter, fmt: type = str) -> str:
+    return ", ".join(f"{fmt(k)} ({n})" for k, n in counter.most_common(3)) + (
+        " …" if len(counter) > 3 else ""
+    )
+
+
+def _size(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def summary_table(report: ValidationReport) -> Table:
+    split = f", split {report.split}" if report.split else ""
+    table = Table(title=f"{report.root} ({report.layout}{split})")
+    for column in (
+        "split",
+        "images",
+        "sizes (WxH)",
+        "modes",
+        "targets/image min/med/max",
+        "px/target min/med/max",
+    ):
+        table.add_column(column)
+    for name, stats in report.stats.items():
+        table.add_row(
+            name,
+            str(stats.images),
+            _counter(stats.sizes, _size),
+            _counter(stats.modes),
+            _spread(stats.targets_per_image),
+            _spread(stats.target_areas),
+        )
+    return table
+
+
+def run_validate(root: Path, layout: str = "auto", split: str | None = None) -> int:
+    report = validate_dataset(root, layout, split)
+    if not report.ok:
+        for problem in report.problems:
+            print(problem.line(), file=sys.stderr)
+        print(f"{len(report.problems)} problem(s) in {root}", file=sys.stderr)
+        return 2
+    Console(soft_wrap=True).print(summary_table(report))
+    return 0

@@ -152,7 +152,7 @@ def synth_splits(rng: np.random.Generator, stems: list[str]) -> SynthSplits:
 
 def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(array, mode="L").save(buffer, format="PNG", compress_level=6, optimize=False)
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=6, optimize=False)
     return buffer.getvalue()
 
 

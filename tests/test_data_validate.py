@@ -1,0 +1,124 @@
+"""`gglops data validate`: each corruption is one line naming the file; clean data exits 0."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gglops.data.validate import validate_dataset
+
+GGLOPS = Path(sys.executable).parent / "gglops"
+
+
+def _copy(synth_data: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(synth_data, tmp_path / "data"))
+
+
+def _truncate(root: Path) -> Path:
+    path = root / "images/Misc_1.png"
+    path.write_bytes(path.read_bytes()[:-300])
+    return path
+
+
+def _not_an_image(root: Path) -> Path:
+    path = root / "images/Misc_2.png"
+    path.write_text("<html>this is not a png</html>")
+    return path
+
+
+def _missing_mask(root: Path) -> Path:
+    path = root / "masks/Misc_3_pixels0.png"
+    path.unlink()
+    return path
+
+
+def _size_mismatch(root: Path) -> Path:
+    path = root / "masks/Misc_4_pixels0.png"
+    Image.fromarray(np.zeros((63, 64), np.uint8)).save(path)
+    return path
+
+
+def _entry_without_files(root: Path) -> Path:
+    with (root / "idx_427/trainval.txt").open("a") as handle:
+        handle.write("Ghost_7\n")
+    return root / "images/Ghost_7.png"
+
+
+def _duplicate_across_splits(root: Path) -> Path:
+    stem = (root / "idx_427/trainval.txt").read_text().split()[0]
+    with (root / "idx_427/test.txt").open("a") as handle:
+        handle.write(f"{stem}\n")
+    return root / "idx_427/test.txt"
+
+
+def _empty_split(root: Path) -> Path:
+    path = root / "idx_427/test.txt"
+    path.write_text("\n")
+    return path
+
+
+CORRUPTIONS: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "truncated": (_truncate, "truncated"),
+    "not-an-image": (_not_an_image, "not an image"),
+    "missing-mask": (_missing_mask, "missing mask"),
+    "size-mismatch": (_size_mismatch, "mask is 64x63 but its image is 64x64"),
+    "entry-without-files": (_entry_without_files, "no image and no mask"),
+    "duplicate-across-splits": (_duplicate_across_splits, "in both train and test"),
+    "empty-split": (_empty_split, "split is empty"),
+}
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_each_corruption_is_exactly_one_problem(
+    synth_data: Path, tmp_path: Path, name: str
+) -> None:
+    corrupt, message = CORRUPTIONS[name]
+    root = _copy(synth_data, tmp_path)
+    path = corrupt(root)
+    report = validate_dataset(root, "auto", None)
+    assert [p.line() for p in report.problems] == [f"{path}: {p.message}" for p in report.problems]
+    assert len(report.problems) == 1, report.problems
+    assert report.problems[0].path == path and message in report.problems[0].message
+
+
+def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(GGLOPS), "data", "validate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_reports_every_problem_and_exits_2(synth_data: Path, tmp_path: Path) -> None:
+    root = _copy(synth_data, tmp_path)
+    corrupt = [_truncate, _not_an_image, _missing_mask, _size_mismatch, _entry_without_files]
+    paths = [c(root) for c in corrupt]
+    result = _run(root, "--layout", "nuaa-sirst", "--split", "idx_427")
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == f"{len(paths)} problem(s) in {root}"
+    assert sorted(line.split(": ", 1)[0] for line in lines[:-1]) == sorted(map(str, paths))
+
+
+def test_cli_clean_set_prints_summary(synth_data: Path) -> None:
+    result = _run(synth_data)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    for word in ("nuaa-sirst", "idx_427", "train", "test", "64x64", "px/target"):
+        assert word in result.stdout
+    assert "│ 19 " in result.stdout and "│ 5 " in result.stdout  # 24 images, 80/20
+
+
+def test_cli_unreadable_layout_is_one_line(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--layout", "dnanet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert str(tmp_path) in result.stderr.splitlines()[0]

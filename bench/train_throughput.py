@@ -31,10 +31,9 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _dataset(root: Path, n: int, size: int) -> Path:
-    from gglops.data.synth import write_synthetic
+    from gglops.data.synth import synthesize
 
-    write_synthetic(root, n=n, size=size, seed=0)
-    return root
+    return synthesize(root, n, size, 0)
 
 
 def _bare_loop(params: Any, data_root: Path, epochs: int, threads: int) -> list[float]:

@@ -203,7 +203,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         from gglops.inference import predict_probs
 
         images = np.asarray(model_input, dtype=np.float32)
-        return np.stack([predict_probs(self._fn, image) for image in images]).astype(np.float32)
+        return np.stack([predict_probs(self._fn, image)[None] for image in images])
 
 
 def log_model_bundle(

@@ -66,7 +66,7 @@ class TrainSession:
     loader: DataLoader
     dataset: Any  # a gglops.data.dataset.TrainDataset
     sampler: DistributedSampler
-    eval_samples: list[Any]
+    eval_set: Any  # a gglops.data.dataset.EvalDataset: this rank's shard of the test split
     device: torch.device
     train: TrainParams
     width_mult: float
@@ -118,7 +118,6 @@ class TrainSession:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Metrics over the WHOLE test split: each rank scores its shard, the sums are reduced."""
-        from gglops.data.dataset import EvalDataset
         from gglops.inference import predict_probs, torch_prob_fn
 
         net = self.net
@@ -126,8 +125,9 @@ class TrainSession:
         net.eval()
         metrics = IRSTDMetrics()
         prob_fn = torch_prob_fn(net)
-        for image, mask, _stem in EvalDataset(self.eval_samples):
-            metrics.update(predict_probs(prob_fn, image), mask)
+        for index in range(len(self.eval_set)):
+            image, mask, _stem = self.eval_set[index]
+            metrics.update(predict_probs(prob_fn, image), mask[0])
         return _all_reduce(metrics.state(), self.device).scores()
 
 
@@ -157,7 +157,7 @@ def build_session(
     prepare_loader: Wrap | None = None,
 ) -> TrainSession:
     """Everything one rank needs to train and validate, seeded per rank."""
-    from gglops.data.dataset import TrainDataset
+    from gglops.data.dataset import EvalDataset, TrainDataset
     from gglops.data.layouts import resolve_layout
 
     train, data = params.train, params.data
@@ -198,7 +198,7 @@ def build_session(
         loader=prepare_loader(loader) if prepare_loader else loader,
         dataset=dataset,
         sampler=sampler,
-        eval_samples=index.test[rank::world_size],
+        eval_set=EvalDataset(index.test[rank::world_size]),
         device=device,
         train=train,
         width_mult=params.model.width_mult,

@@ -111,8 +111,11 @@ def measure(epochs: int = 4, images: int = 96, threads: int | None = None) -> di
     with tempfile.TemporaryDirectory() as tmp:
         root = _dataset(Path(tmp) / "data", n=images, size=DEFAULTS["data.image_size"])
         params = Params().with_overrides({**DEFAULTS, "train.epochs": epochs})
-        bare = statistics.median(_bare_loop(params, root, epochs, threads)[1:])
+        # Bare loop before and after the Ray run: drift of a shared machine averages out.
+        before = _bare_loop(params, root, epochs, threads)[1:]
         ray_run = _ray_run(params, root, Path(tmp) / "ray", threads)
+        after = _bare_loop(params, root, epochs, threads)[1:]
+        bare = statistics.median(before + after)
     ray_rate = statistics.median(ray_run["rates"][1:])
     return {
         "ray_train_throughput_ratio": ray_rate / bare,

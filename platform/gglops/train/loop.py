@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import ray
 import ray.train
+import torch
 import torch.distributed as dist
 from ray.train import Checkpoint
 from ray.train.torch import get_device, prepare_data_loader, prepare_model
@@ -29,6 +31,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     Returns rank 0's `WorkerSummary` (Ray hands it to the driver as `Result.return_value`).
     """
     cfg: LoopConfig = config[CONFIG_KEY]
+    _use_assigned_cpus()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     session = build_session(
@@ -61,6 +64,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         node_ids=node_ids,
         mlflow_pending=pending,
     ).model_dump(mode="json")
+
+
+def _use_assigned_cpus() -> None:
+    """Intra-op threads = the CPUs Ray gave this worker (Ray's OMP_NUM_THREADS may come
+    after torch has sized its pool)."""
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, math.floor(cpus)))
 
 
 def _restore(session: TrainSession, rank: int) -> Restored:

@@ -1,1 +1,83 @@
-"""Real S3 (SeaweedFS) and MLflow server fixtures; see gglops.stack."""
+"""Real S3 (SeaweedFS) and MLflow server fixtures; see gglops.stack.
+
+`stack` starts both once per session (in a tmp dir, on free ports) through the same
+`gglops.stack.Stack` that `gglops stack up` uses, and stops them at the end. Fault-injection
+tests can `stack.stop_s3()` and `stack.start_s3()` mid-test (the data survives).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from gglops.stack import Ports, Stack, StackConfig
+
+
+@dataclass
+class StackInfo:
+    s3_endpoint: str
+    bucket: str
+    mlflow_uri: str
+    access_key: str
+    secret_key: str
+    env: dict[str, str]
+    startup_s: float
+    _stack: Stack = field(repr=False)
+
+    def stop_s3(self) -> None:
+        self._stack.stop("s3")
+
+    def start_s3(self) -> None:
+        self._stack.up(["s3"])
+
+    def restart_s3(self) -> None:
+        self.stop_s3()
+        self.start_s3()
+
+    def stop_mlflow(self) -> None:
+        self._stack.stop("mlflow")
+
+    def start_mlflow(self) -> None:
+        self._stack.up(["mlflow"])
+
+
+def _cache_dir(config: pytest.Config) -> Path | None:
+    cache = getattr(config, "cache", None)  # None under `-p no:cacheprovider`
+    return None if cache is None else cache.mkdir("gglops-mlflow")
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[StackInfo]:
+    """SeaweedFS S3 + mlflow server (sqlite in tmp, artifacts in s3://gglops/mlflow)."""
+    config = StackConfig(
+        stack_dir=tmp_path_factory.mktemp("stack"),
+        ports=Ports.free(),
+        # Keep the migrated empty MLflow DB between sessions: the next start skips migrations.
+        template_dir=_cache_dir(request.config),
+    )
+    stack = Stack(config)
+    t0 = time.monotonic()
+    try:
+        stack.up(["s3", "mlflow"])
+        secret = stack.creds.secret_key.get_secret_value()
+        yield StackInfo(
+            s3_endpoint=config.s3_endpoint, bucket=config.bucket, mlflow_uri=config.mlflow_uri,
+            access_key=stack.creds.access_key, secret_key=secret,
+            env=stack.env(with_ray=False), startup_s=time.monotonic() - t0, _stack=stack,
+        )  # fmt: skip
+    finally:
+        stack.down(["s3", "mlflow"])
+
+
+@pytest.fixture
+def stack_env(stack: StackInfo, monkeypatch: pytest.MonkeyPatch) -> StackInfo:
+    """`stack.env` applied to os.environ for one test."""
+    for name, value in stack.env.items():
+        monkeypatch.setenv(name, value)
+    return stack

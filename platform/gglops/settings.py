@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # Ray checkpoints and Tune state: a local path or an s3:// URI on the endpoint above.
     storage_path: str = str(Path("outputs/ray").absolute())
     ray_address: str | None = None
+    # The Ray Jobs API (`gglops submit`) and the local head's GCS port (`gglops stack up`).
+    ray_dashboard_url: str = "http://127.0.0.1:8265"
+    ray_gcs_port: int = 6379
     stack_dir: Path = DEFAULT_STACK_DIR
     experiment_name: str = "gglnet"
     registered_model: str = "gglnet"
@@ -35,6 +38,16 @@ class Settings(BaseSettings):
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
     mlflow_tracking_token: SecretStr | None = Field(default=None)
+
+    def s3_credentials(self) -> tuple[str, str] | None:
+        """Explicit GGLOPS_AWS_* keys, else the local stack's own keys when the endpoint is
+        the local stack's, else None (boto3's chain decides)."""
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            keys = (self.aws_access_key_id, self.aws_secret_access_key)
+            return keys[0].get_secret_value(), keys[1].get_secret_value()
+        from gglops.stack.credentials import local_stack_keys
+
+        return local_stack_keys(self.stack_dir, self.s3_endpoint_url)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,0 +1,162 @@
+"""Start, stop and inspect the local stack; state (pid files, logs) under the stack dir."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gglops.errors import ServiceError
+from gglops.stack.config import StackConfig, port_in_use
+from gglops.stack.credentials import Credentials, load_or_create
+from gglops.stack.process import (
+    PidRecord,
+    is_ours,
+    pids_matching,
+    spawn,
+    stop_group,
+    stop_matching,
+    wait_until,
+)
+from gglops.stack.services import SERVICES, Service
+
+ALL = ("s3", "mlflow", "ray")
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    name: str
+    url: str
+    pid: int | None
+    ours: bool
+    healthy: bool
+
+
+@dataclass(frozen=True)
+class UpResult:
+    name: str
+    url: str
+    action: str  # "started" | "already running" | "running (not ours)": healthy, left alone
+    seconds: float
+
+
+class Stack:
+    """The embedded stack for one stack dir: what `gglops stack` and the test fixture drive."""
+
+    def __init__(self, config: StackConfig, creds: Credentials | None = None) -> None:
+        self.config = config
+        self.creds = creds or load_or_create(config.stack_dir)
+        self.services: dict[str, Service] = {
+            name: cls(config, self.creds) for name, cls in SERVICES.items()
+        }
+
+    def _pidfile(self, name: str) -> Path:
+        return self.config.path(f"{name}.pid")
+
+    def log(self, name: str) -> Path:
+        return self.config.path(f"logs/{name}.log")
+
+    def record(self, name: str) -> PidRecord | None:
+        return PidRecord.load(self._pidfile(name))
+
+    # -- up ---------------------------------------------------------------------------------
+
+    def up(self, names: Iterable[str] = ALL) -> list[UpResult]:
+        """Start what is not healthy yet, all at once, then wait for each (in order)."""
+        self.config.stack_dir.mkdir(parents=True, exist_ok=True)
+        started: dict[str, tuple[subprocess.Popen[bytes] | None, float]] = {}
+        results: dict[str, UpResult] = {}
+        for name in names:
+            service = self.services[name]
+            if service.healthy():
+                action = "already running" if is_ours(self.record(name)) else "running (not ours)"
+                results[name] = UpResult(name, service.url, action, 0.0)
+            else:
+                started[name] = (self._launch(service), time.monotonic())
+        for name, (proc, t0) in started.items():
+            self._await(self.services[name], proc)
+            results[name] = UpResult(
+                name, self.services[name].url, "started", time.monotonic() - t0
+            )
+        return [results[name] for name in names]
+
+    def _launch(self, service: Service) -> subprocess.Popen[bytes]:
+        if port_in_use(service.port):
+            raise ServiceError(
+                f"{service.name}: port {service.port} is taken by a process that is not a "
+                f"healthy {service.name} ({service.url}); free it or choose another port"
+            )
+        service.prepare()
+        proc = spawn(service.command(), self.log(service.name), service.env())
+        PidRecord(proc.pid, service.marker).save(self._pidfile(service.name))
+        return proc
+
+    def _await(self, service: Service, proc: subprocess.Popen[bytes]) -> None:
+        def alive() -> bool:
+            code = proc.poll()
+            return code is None or (service.detaches and code == 0)
+
+        wait_until(service.healthy, timeout=service.start_timeout, what=service.name,
+                   alive=alive, log=self.log(service.name))  # fmt: skip
+        if service.detaches:
+            # `ray start` has exited; remember one process of the head it left running.
+            pids = pids_matching(service.marker)
+            PidRecord(min(pids), service.marker).save(self._pidfile(service.name))
+        service.after_healthy()
+
+    # -- down -------------------------------------------------------------------------------
+
+    def stop(self, name: str) -> bool:
+        """Stop one service if we started it (pid file + matching cmdline); True if stopped."""
+        service, record = self.services[name], self.record(name)
+        if not is_ours(record):
+            self._pidfile(name).unlink(missing_ok=True)
+            return False
+        assert record is not None
+        if service.detaches:
+            stop_matching(service.marker)
+        else:
+            stop_group(record)
+        self._pidfile(name).unlink(missing_ok=True)
+        return True
+
+    def down(self, names: Iterable[str] = ALL) -> list[str]:
+        """Stop what `up` started, in reverse order; returns the names stopped."""
+        return [name for name in reversed(list(names)) if self.stop(name)]
+
+    # -- status / env -----------------------------------------------------------------------
+
+    def status(self, names: Iterable[str] = ALL) -> list[ServiceState]:
+        states = []
+        for name in names:
+            service, record = self.services[name], self.record(name)
+            ours = is_ours(record)
+            pid = record.pid if record is not None and ours else None
+            states.append(ServiceState(name, service.url, pid, ours, service.healthy()))
+        return states
+
+    def env(self, with_ray: bool = True) -> dict[str, str]:
+        """The variables that point GGLOps and each tool at this stack (secrets included)."""
+        cfg, secret = self.config, self.creds.secret_key.get_secret_value()
+        env = {
+            "GGLOPS_STACK_DIR": str(cfg.stack_dir),
+            "GGLOPS_MLFLOW_TRACKING_URI": cfg.mlflow_uri,
+            "GGLOPS_S3_ENDPOINT_URL": cfg.s3_endpoint,
+            "GGLOPS_S3_BUCKET": cfg.bucket,
+            "GGLOPS_AWS_ACCESS_KEY_ID": self.creds.access_key,
+            "GGLOPS_AWS_SECRET_ACCESS_KEY": secret,
+            "MLFLOW_TRACKING_URI": cfg.mlflow_uri,
+            "MLFLOW_S3_ENDPOINT_URL": cfg.s3_endpoint,
+            "AWS_ACCESS_KEY_ID": self.creds.access_key,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": cfg.region,
+        }
+        if with_ray:
+            env |= {
+                "GGLOPS_RAY_ADDRESS": cfg.ray_gcs,
+                "RAY_ADDRESS": cfg.ray_gcs,
+                "GGLOPS_RAY_DASHBOARD_URL": cfg.ray_dashboard,
+            }
+        return env

@@ -201,6 +201,9 @@ def _tuner(
                 max_t=tp.epochs,
                 grace_period=min(tp.grace_period, tp.epochs),
                 reduction_factor=tp.reduction_factor,
+                # A trial that reaches max_t ends on its own (its loop runs tune.epochs), so
+                # its Train run and MLflow run close normally instead of being killed.
+                stop_last_trials=False,
             ),
             search_alg=SEARCH_ALGS[tp.search_alg](ctx.params, space, mode),
             num_samples=1 if grid else (request.samples or tp.samples),
@@ -246,14 +249,20 @@ def _summaries(
 ) -> list[TrialSummary]:
     """Every trial of the sweep (restored ones included), in creation order."""
     analysis = ExperimentAnalysis(grid.experiment_path, storage_filesystem=grid.filesystem)
-    frames = analysis.trial_dataframes
+    frames = analysis.trial_dataframes  # keyed by trial id
     out = []
-    for index, trial in enumerate(analysis.trials, start=1):
-        frame = frames.get(trial.path)
+    for index, trial in enumerate(sorted(analysis.trials, key=_creation_order), start=1):
+        frame = frames.get(trial.trial_id)
         rows = [] if frame is None else frame.to_dict("records")
         run_id = children.get(f"{ctx.sweep}-{trial.trial_id}")
         out.append(_summary(index, trial, rows, ctx.params, run_id, mode))
     return out
+
+
+def _creation_order(trial: Any) -> tuple[int, str]:
+    """Tune tags each trial `<counter>_<params>`; the counter survives a resume."""
+    head = str(trial.experiment_tag).split("_", 1)[0]
+    return (int(head) if head.isdigit() else 1 << 30, trial.trial_id)
 
 
 def _summary(

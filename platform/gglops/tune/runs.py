@@ -58,7 +58,9 @@ def close_children(settings: Settings, trials: list[TrialSummary]) -> None:
             continue
         tags = [RunTag("trial_status", trial.status), RunTag("epochs_run", str(trial.epochs))]
         client.log_batch(trial.run_id, tags=tags)
-        client.set_terminated(trial.run_id, RUN_STATUS[trial.status])
+        # A run that already ended (a finished trial, before a resume) keeps its end time.
+        if client.get_run(trial.run_id).info.status == "RUNNING":
+            client.set_terminated(trial.run_id, RUN_STATUS[trial.status])
 
 
 def finish_parent(

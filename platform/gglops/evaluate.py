@@ -1,0 +1,175 @@
+"""Evaluate any MODEL reference on a test split at the images' original resolution.
+
+The same code path as training validation: `predict_probs` (pad to 16, predict, crop back)
+feeding `IRSTDMetrics`. Besides the metrics, pixel counts at several thresholds give a
+precision/recall curve, and the per-target records give recall per target size (DVC plots).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from gglops.inference import ProbFn, predict_probs
+from gglops.metrics import THRESHOLD, IRSTDMetrics
+from gglops.params import Params
+
+PR_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.05))
+# Target-size bins in pixels (upper bound inclusive): point-like to extended targets.
+SIZE_BINS: tuple[tuple[str, int], ...] = (
+    ("1-4", 4),
+    ("5-9", 9),
+    ("10-19", 19),
+    ("20-39", 39),
+    ("40-79", 79),
+    ("80+", 1 << 62),
+)
+PR_CSV, SIZE_CSV = "pr_curve.csv", "size_recall.csv"
+
+
+class EvalResult(BaseModel):
+    """metrics.json: the four metrics plus the convention they were measured under."""
+
+    model_config = ConfigDict(frozen=True)
+
+    miou: float
+    niou: float
+    pd: float
+    fa: float
+    fa_per_million: float
+    n_images: int
+    n_targets: int
+    model: str
+    data_root: str
+    layout: str
+    split: str | None
+    split_part: Literal["test"] = "test"
+    data_hash: str
+    threshold: float = THRESHOLD
+    resolution: Literal["original"] = "original"
+    fa_denominator: str = "all pixels at original size (BasicIRSTD)"
+    niou_empty_images: str = "count 0"
+    pd_rule: str = "8-connected components, centroid distance < 3 px"
+
+    def scores(self) -> dict[str, float]:
+        return {"miou": self.miou, "niou": self.niou, "pd": self.pd, "fa": self.fa}
+
+
+@dataclass
+class Evaluation:
+    """Everything one pass over a split accumulates."""
+
+    metrics: IRSTDMetrics = field(default_factory=IRSTDMetrics)
+    thresholds: tuple[float, ...] = PR_THRESHOLDS
+    tp: np.ndarray = field(default_factory=lambda: np.zeros(len(PR_THRESHOLDS), np.int64))
+    fp: np.ndarray = field(default_factory=lambda: np.zeros(len(PR_THRESHOLDS), np.int64))
+    fn: np.ndarray = field(default_factory=lambda: np.zeros(len(PR_THRESHOLDS), np.int64))
+
+    def add(self, probs: np.ndarray, mask: np.ndarray) -> None:
+        self.metrics.update(probs, mask)
+        truth = mask > THRESHOLD
+        for i, t in enumerate(self.thresholds):
+            pred = probs > t
+            self.tp[i] += int((pred & truth).sum())
+            self.fp[i] += int((pred & ~truth).sum())
+            self.fn[i] += int((~pred & truth).sum())
+
+    def pr_rows(self) -> list[dict[str, float]]:
+        rows = []
+        for i, t in enumerate(self.thresholds):
+            tp, fp, fn = int(self.tp[i]), int(self.fp[i]), int(self.fn[i])
+            precision = tp / (tp + fp) if tp + fp else 1.0
+            recall = tp / (tp + fn) if tp + fn else 0.0
+            rows.append({"threshold": t, "precision": precision, "recall": recall})
+        return rows
+
+    def size_rows(self) -> list[dict[str, float | int | str]]:
+        records = self.metrics.target_records()
+        rows: list[dict[str, float | int | str]] = []
+        low = 1
+        for name, high in SIZE_BINS:
+            hits = [detected for area, detected in records if low <= area <= high]
+            recall = sum(hits) / len(hits) if hits else 0.0
+            rows.append({"size_bin": name, "targets": len(hits), "recall": recall})
+            low = high + 1
+        return rows
+
+
+def prob_fn_for(ref: str | Path, tracking_uri: str | None = None) -> ProbFn:
+    """A ProbFn for any MODEL reference: torch for bundles/MLflow models, onnxruntime for .onnx."""
+    from gglops.modelref import resolve
+
+    model_ref = resolve(ref, tracking_uri)
+    if model_ref.kind == "onnx":
+        from gglops.export import onnx_prob_fn
+
+        return onnx_prob_fn(model_ref.path)
+    from gglops.inference import torch_prob_fn
+    from gglops.modelio import load_bundle
+
+    return torch_prob_fn(load_bundle(model_ref.path))
+
+
+def evaluate_samples(fn: ProbFn, samples: Sequence) -> Evaluation:
+    from gglops.data.dataset import EvalDataset
+
+    evaluation = Evaluation()
+    for image, mask, _stem in EvalDataset(samples):
+        evaluation.add(predict_probs(fn, image), mask.numpy().reshape(mask.shape[-2:]))
+    return evaluation
+
+
+def evaluate_model(
+    model: str | Path,
+    data_root: Path,
+    params: Params,
+    plots_dir: Path | None = None,
+    tracking_uri: str | None = None,
+    layout: str | None = None,
+    split: str | None = None,
+) -> EvalResult:
+    """Metrics of `model` on the test split of `data_root` (layout/split default to params)."""
+    from gglops.data.layouts import resolve_layout
+    from gglops.data.manifest import manifest_of
+
+    layout = layout or params.data.layout
+    split = split if split is not None else params.data.split
+    index = resolve_layout(Path(data_root), layout, split)
+    fn = prob_fn_for(model, tracking_uri)
+    evaluation = evaluate_samples(fn, index.test)
+    if plots_dir is not None:
+        write_plots(evaluation, plots_dir)
+    scores = evaluation.metrics.compute()
+    return EvalResult(
+        **scores,
+        fa_per_million=scores["fa"] * 1e6,
+        n_images=len(index.test),
+        n_targets=len(evaluation.metrics.target_records()),
+        model=str(model),
+        data_root=str(Path(data_root).absolute()),
+        layout=index.layout,
+        split=index.split,
+        data_hash=manifest_of(index).data_hash,
+    )
+
+
+def write_plots(evaluation: Evaluation, plots_dir: Path) -> None:
+    """DVC plot data: pr_curve.csv (x recall, y precision) and size_recall.csv."""
+    _write_csv(plots_dir / PR_CSV, evaluation.pr_rows())
+    _write_csv(plots_dir / SIZE_CSV, evaluation.size_rows())
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from gglops.errors import ServiceError, UsageError
 from gglops.settings import Settings
@@ -214,3 +219,104 @@ class ArtifactStore:
             return ServiceError(f"S3 bucket {self.bucket!r} does not exist; set {BUCKET_SETTING}")
         message = exc.response.get("Error", {}).get("Message", "")
         return ServiceError(f"S3 error {code} to {what}: {message}")
+
+
+# --- releases: model file first, manifest last --------------------------------------------
+
+
+class PublishOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model_url: str
+    manifest_url: str
+    uploaded: bool  # False: the same artifact was already there (idempotent no-op)
+
+
+def publish(
+    store: ArtifactStore, prefix: str, model_file: Path, sha256: str, manifest: bytes
+) -> PublishOutcome:
+    """Upload `<prefix>/model.onnx`, verify it, then `<prefix>/manifest.json`.
+
+    A reader that sees the manifest sees a complete, verified model. Releases are
+    immutable: an existing manifest with the same sha256 makes this a no-op, one with a
+    different sha256 is refused rather than overwritten.
+    """
+    model_key, manifest_key = f"{prefix}/model.onnx", f"{prefix}/manifest.json"
+    outcome = PublishOutcome(
+        model_url=store.url(model_key), manifest_url=store.url(manifest_key), uploaded=True
+    )
+    try:
+        existing = store.get_json(manifest_key).get("sha256")
+    except ObjectMissingError:
+        existing = None
+    if existing == sha256 and store.exists(model_key):
+        return outcome.model_copy(update={"uploaded": False})
+    if existing is not None and existing != sha256:
+        raise ServiceError(
+            f"{outcome.manifest_url} already holds a different model (sha256 {existing[:12]}…); "
+            "released versions are immutable"
+        )
+    store.put_file(model_key, model_file)
+    store.put_bytes(manifest_key, manifest)
+    return outcome
+
+
+# --- a lease: one holder at a time, through S3 conditional writes -------------------------
+
+
+class LeaseInfo(BaseModel):
+    token: str
+    holder: str
+    expires_at: float
+
+
+class LeaseBusyError(ServiceError):
+    """Someone else holds the lease."""
+
+
+@contextmanager
+def lease(store: ArtifactStore, key: str, holder: str, ttl_s: float) -> Iterator[LeaseInfo]:
+    """Hold `key` exclusively (S3 If-None-Match create, If-Match takeover when expired).
+
+    The lease expires after `ttl_s`, so a crashed holder blocks others only that long.
+    """
+    mine = LeaseInfo(token=uuid.uuid4().hex, holder=holder, expires_at=time.time() + ttl_s)
+    _acquire(store, key, mine)
+    try:
+        yield mine
+    finally:
+        _release(store, key, mine)
+
+
+def _acquire(store: ArtifactStore, key: str, mine: LeaseInfo) -> None:
+    body = mine.model_dump_json().encode()
+    try:
+        store.put_bytes(key, body, if_none_match=True)
+        return
+    except PreconditionFailedError:
+        pass
+    try:
+        raw, etag = store.get_bytes(key)
+    except ObjectMissingError:  # released between our two calls: one more try, no loop
+        store.put_bytes(key, body, if_none_match=True)
+        return
+    held = LeaseInfo.model_validate_json(raw)
+    if held.token == mine.token:  # our own create, retried after a dropped connection
+        return
+    if held.expires_at > time.time():
+        until = datetime.fromtimestamp(held.expires_at, UTC).strftime("%H:%M:%S UTC")
+        raise LeaseBusyError(f"held by {held.holder} until {until} ({store.url(key)})")
+    try:
+        store.put_bytes(key, body, if_match=etag)  # take over an expired lease, atomically
+    except PreconditionFailedError:
+        raise LeaseBusyError(f"taken over by another process ({store.url(key)})") from None
+
+
+def _release(store: ArtifactStore, key: str, mine: LeaseInfo) -> None:
+    """Delete the lease if it is still ours; an unreachable S3 leaves it to expire."""
+    try:
+        raw, _ = store.get_bytes(key)
+        if LeaseInfo.model_validate_json(raw).token == mine.token:
+            store.delete(key)
+    except (ObjectMissingError, ServiceError):
+        pass

@@ -2,45 +2,77 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from gglops.stack.core import Stack, UpResult
 
 stack_app = typer.Typer(help="The embedded local stack: S3, MLflow, Ray.", no_args_is_help=True)
 
 NoRay = Annotated[bool, typer.Option("--no-ray", help="Skip the local Ray head.")]
+_console = Console(highlight=False)
+
+
+def _stack() -> Stack:
+    from gglops.settings import load_settings
+    from gglops.stack.core import Stack
+
+    return Stack.from_settings(load_settings())
+
+
+def _names(no_ray: bool) -> list[str]:
+    return ["s3", "mlflow"] if no_ray else ["s3", "mlflow", "ray"]
+
+
+def _up_table(results: list[UpResult]) -> Table:
+    table = Table("service", "URL", "result", "seconds")
+    for r in results:
+        table.add_row(r.name, r.url, r.action, f"{r.seconds:.1f}")
+    return table
 
 
 @stack_app.command("up")
 def up(no_ray: NoRay = False) -> None:
     """Start SeaweedFS S3, mlflow server and a Ray head (idempotent)."""
-    from gglops.stack import stack_up
+    from gglops.stack.dvc import configure_local_remote
 
-    stack_up(with_ray=not no_ray)
+    stack = _stack()
+    _console.print(_up_table(stack.up(_names(no_ray))))
+    if configure_local_remote(Path.cwd(), stack):
+        _console.print("DVC remote 'store': endpoint and keys written to .dvc/config.local")
+    _console.print(f'State and logs in {stack.config.stack_dir}; eval "$(gglops stack env)"')
 
 
 @stack_app.command("down")
 def down() -> None:
-    """Stop what `up` started."""
-    from gglops.stack import stack_down
-
-    stack_down()
+    """Stop what `up` started (by pid file; other processes are left alone)."""
+    stopped = _stack().down()
+    _console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing of ours was running")
 
 
 @stack_app.command("status")
-def status() -> int:
-    """Table of services, URLs and health."""
-    from gglops.stack import stack_status
-
-    return stack_status()
+def status(no_ray: NoRay = False) -> int:
+    """Table of services, URLs and health; exit 0 only if all are healthy."""
+    states = _stack().status(_names(no_ray))
+    table = Table("service", "URL", "pid", "healthy")
+    for s in states:
+        pid = str(s.pid) if s.pid else ("-" if not s.healthy else "not ours")
+        table.add_row(s.name, s.url, pid, "[green]yes[/]" if s.healthy else "[red]no[/]")
+    _console.print(table)
+    return 0 if all(s.healthy for s in states) else 1
 
 
 @stack_app.command("env")
-def env() -> None:
-    """Print export lines: eval "$(gglops stack env)"."""
-    from gglops.stack import stack_env
-
-    print(stack_env())
+def env(no_ray: NoRay = False) -> None:
+    """Print export lines (includes the local keys): eval "$(gglops stack env)"."""
+    for name, value in _stack().env(with_ray=not no_ray).items():
+        print(f"export {name}={shlex.quote(value)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,11 @@ WEED_PORT_FLAGS = (
     *(f"{server}.port.grpc" for server in ("master", "volume", "filer", "admin", "s3")),
 )
 DEFAULT_DASHBOARD_PORT = 8265
+
+
+def user_cache_dir() -> Path:
+    """Where the migrated-empty MLflow DB template is kept, shared by all stacks of a user."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gglops"
 
 
 def free_port() -> int:
@@ -84,7 +90,7 @@ class StackConfig:
             ports=ports,
             bucket=settings.s3_bucket,
             region=settings.s3_region,
-            template_dir=stack_dir / "cache",
+            template_dir=user_cache_dir(),
         )
 
     @property

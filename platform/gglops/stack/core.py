@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gglops.errors import ServiceError
+from gglops.settings import Settings
 from gglops.stack.config import StackConfig, port_in_use
 from gglops.stack.credentials import Credentials, load_or_create
 from gglops.stack.process import (
     PidRecord,
     is_ours,
-    pids_matching,
     spawn,
     stop_group,
-    stop_matching,
     wait_until,
 )
 from gglops.stack.services import SERVICES, Service
@@ -51,6 +50,10 @@ class Stack:
         self.services: dict[str, Service] = {
             name: cls(config, self.creds) for name, cls in SERVICES.items()
         }
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Stack:
+        return cls(StackConfig.from_settings(settings))
 
     def _pidfile(self, name: str) -> Path:
         return self.config.path(f"{name}.pid")
@@ -98,29 +101,22 @@ class Stack:
             code = proc.poll()
             return code is None or (service.detaches and code == 0)
 
-        wait_until(service.healthy, timeout=service.start_timeout, what=service.name,
-                   alive=alive, log=self.log(service.name))  # fmt: skip
-        if service.detaches:
-            # `ray start` has exited; remember one process of the head it left running.
-            pids = pids_matching(service.marker)
-            PidRecord(min(pids), service.marker).save(self._pidfile(service.name))
+        try:
+            wait_until(service.healthy, timeout=service.start_timeout, what=service.name,
+                       alive=alive, log=self.log(service.name))  # fmt: skip
+        except ServiceError:
+            self.stop(service.name)  # leave nothing half-started behind
+            raise
         service.after_healthy()
 
     # -- down -------------------------------------------------------------------------------
 
     def stop(self, name: str) -> bool:
         """Stop one service if we started it (pid file + matching cmdline); True if stopped."""
-        service, record = self.services[name], self.record(name)
-        if not is_ours(record):
-            self._pidfile(name).unlink(missing_ok=True)
-            return False
-        assert record is not None
-        if service.detaches:
-            stop_matching(service.marker)
-        else:
-            stop_group(record)
+        record = self.record(name)
+        stopped = record is not None and stop_group(record)
         self._pidfile(name).unlink(missing_ok=True)
-        return True
+        return stopped
 
     def down(self, names: Iterable[str] = ALL) -> list[str]:
         """Stop what `up` started, in reverse order; returns the names stopped."""

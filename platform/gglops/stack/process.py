@@ -43,9 +43,25 @@ def cmdline(pid: int) -> str:
     return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
+def group_members(pgid: int) -> list[int]:
+    """The pids in process group `pgid` (it outlives its leader: `ray start` exits)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
 def is_ours(record: PidRecord | None) -> bool:
-    """Alive and still the process we started (a recycled pid has another cmdline)."""
-    return record is not None and record.marker in cmdline(record.pid)
+    """Our group is still running: one member still has our marker in its command line
+    (a recycled pid, or a foreign process on our port, does not)."""
+    if record is None:
+        return False
+    return any(record.marker in cmdline(pid) for pid in group_members(record.pid))
 
 
 def spawn(command: Sequence[str], log: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -63,16 +79,6 @@ def spawn(command: Sequence[str], log: Path, env: Mapping[str, str]) -> subproce
     return proc
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _reap(pid: int) -> None:
     """Collect our own child's exit status so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError, OSError):
@@ -88,13 +94,18 @@ def stop_group(record: PidRecord, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap(record.pid)
-        if not _group_alive(record.pid):
+        if not group_members(record.pid):
             return True
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(record.pid, signal.SIGKILL)
     _reap(record.pid)
     return True
+
+
+def last_line(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip()[:200] if lines else "no output"
 
 
 def wait_until(
@@ -106,28 +117,6 @@ def wait_until(
         if probe():
             return time.monotonic() - start
         if not alive():
-            raise ServiceError(f"{what} exited during start-up; see {log}")
+            raise ServiceError(f"{what} exited during start-up: {last_line(log)} (log: {log})")
         time.sleep(0.2)
     raise ServiceError(f"{what} not healthy after {timeout:.0f} s; see {log}")
-
-
-def pids_matching(marker: str) -> list[int]:
-    """Every process whose command line contains `marker` (e.g. one Ray head's temp dir)."""
-    own = os.getpid()
-    pids = (int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
-    return [pid for pid in pids if pid != own and marker in cmdline(pid)]
-
-
-def stop_matching(marker: str, timeout: float = 15.0) -> int:
-    """SIGTERM the processes that carry `marker`, SIGKILL survivors; returns how many."""
-    pids = pids_matching(marker)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pids_matching(marker):
-        time.sleep(0.2)
-    for pid in pids_matching(marker):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return len(pids)

@@ -23,9 +23,10 @@ from gglops.stack.credentials import Credentials, write_private
 _SCRUB = ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "AWS_PROFILE", "AWS_SESSION_TOKEN")
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
+def http_ok(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> bool:
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return 200 <= response.status < 300
     except (OSError, ValueError):
         return False
@@ -227,17 +228,16 @@ class RayService(Service):
 
     @property
     def marker(self) -> str:
-        # Every Ray process of this head carries its temp dir in its command line.
+        # The head's processes (gcs_server, raylet, dashboard) carry its temp dir.
         return str(self.temp_dir)
 
     def command(self) -> list[str]:
         ports = self.config.ports
         return [
-            venv_tool("ray"), "start", "--head", f"--node-ip-address={HOST}",
+            venv_tool("ray"), "start", "--head",
             f"--port={ports.ray_gcs}", f"--dashboard-host={HOST}",
             f"--dashboard-port={ports.ray_dashboard}", f"--num-cpus={self.config.ray_cpus}",
             f"--temp-dir={self.temp_dir}", "--include-dashboard=true",
-            f"--ray-client-server-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats",
         ]  # fmt: skip
 
@@ -245,7 +245,16 @@ class RayService(Service):
         self.temp_dir.mkdir(parents=True, exist_ok=True)
 
     def healthy(self) -> bool:
-        return http_ok(f"{self.url}/api/version")
+        return http_ok(f"{self.url}/api/version", headers=ray_auth_headers())
+
+
+def ray_auth_headers() -> dict[str, str]:
+    """Ray's token auth header, found where Ray's own clients look (env, then token file)."""
+    token = os.environ.get("RAY_AUTH_TOKEN")
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if not token and path.exists():
+        token = path.read_text().strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 SERVICES: dict[str, type[Service]] = {

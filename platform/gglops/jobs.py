@@ -1,0 +1,131 @@
+"""`gglops submit`: run a command on a Ray cluster as a Ray Job, follow its logs, return its
+exit code.
+
+The job gets this checkout as its working dir (uploaded by Ray, minus the excludes below;
+Ray refuses packages over its size limit, ~500 MiB, so data and outputs stay out) and the
+GGLOPS_*/MLFLOW_*/AWS_* variables of this shell. On the local stack the head shares this
+machine's venv, so `python ...` works; a real cluster needs an image with gglops installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gglops.errors import ServiceError, UsageError
+from gglops.settings import Settings
+
+PASSED_PREFIXES = ("GGLOPS_", "MLFLOW_", "AWS_")
+# The job joins the cluster it runs on; our own shell's addresses mean nothing there.
+CLUSTER_LOCAL = {"GGLOPS_RAY_ADDRESS": "auto"}
+DROPPED = {"RAY_ADDRESS", "GGLOPS_RAY_DASHBOARD_URL", "GGLOPS_STACK_DIR"}
+EXCLUDES = [
+    ".git", ".venv", ".stack", ".dvc/cache", ".dvc/tmp", ".pytest_cache", ".ruff_cache",
+    "__pycache__", "data", "outputs", "plots", "build", "*.egg-info",
+]  # fmt: skip
+EXIT_BY_STATUS = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 130}
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    entrypoint: str
+    working_dir: Path
+    env_vars: dict[str, str]
+
+    def runtime_env(self) -> dict[str, object]:
+        return {"working_dir": str(self.working_dir), "excludes": EXCLUDES,
+                "env_vars": self.env_vars}  # fmt: skip
+
+
+def repo_root(start: Path) -> Path:
+    """The checkout that holds `start` (the nearest folder with pyproject.toml or .git)."""
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").exists() or (folder / ".git").exists():
+            return folder
+    return start
+
+
+def job_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables the job needs: ours by prefix, plus the local stack's S3 keys."""
+    env = {k: v for k, v in environ.items() if k.startswith(PASSED_PREFIXES) and k not in DROPPED}
+    keys = settings.s3_credentials()
+    if keys is not None:
+        env.setdefault("AWS_ACCESS_KEY_ID", keys[0])
+        env.setdefault("AWS_SECRET_ACCESS_KEY", keys[1])
+    return env | CLUSTER_LOCAL
+
+
+def jobs_address(settings: Settings, address: str | None) -> str:
+    """--address, else GGLOPS_RAY_ADDRESS when it is a dashboard URL, else the dashboard."""
+    if address:
+        return address
+    if settings.ray_address and settings.ray_address.startswith(("http://", "https://")):
+        return settings.ray_address
+    return settings.ray_dashboard_url
+
+
+def _client(address: str):  # type: ignore[no-untyped-def]
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    from gglops.stack.services import ray_auth_headers
+
+    try:
+        # Ray's token (if any) sent explicitly: the client only does so in RAY_AUTH_MODE=token.
+        return JobSubmissionClient(address, headers=ray_auth_headers())
+    except (ConnectionError, RuntimeError, ValueError, AuthenticationError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ServiceError(f"Ray Jobs API at {address} unreachable: {reason}") from None
+
+
+async def _follow(client, job_id: str) -> None:  # type: ignore[no-untyped-def]
+    async for chunk in client.tail_job_logs(job_id):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+def _exit_code(client, job_id: str) -> int:  # type: ignore[no-untyped-def]
+    info = client.get_job_info(job_id)
+    if info.driver_exit_code is not None:
+        return int(info.driver_exit_code)
+    return EXIT_BY_STATUS.get(str(info.status), 1)
+
+
+def submit_job(
+    command: Sequence[str],
+    settings: Settings,
+    address: str | None = None,
+    follow: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Submit `command` as a Ray Job; with `follow`, stream its logs and return its exit code."""
+    if not command:
+        raise UsageError("submit: no command given (gglops submit -- CMD ...)")
+    url = jobs_address(settings, address)
+    request = JobRequest(
+        entrypoint=shlex.join(command),
+        working_dir=repo_root(Path.cwd()),
+        env_vars=job_env(settings, os.environ if environ is None else environ),
+    )
+    # Ray's packaging chatter (INFO/WARNING per ignored file) is not the job's output.
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    client = _client(url)
+    job_id = client.submit_job(entrypoint=request.entrypoint, runtime_env=request.runtime_env())
+    # Names only: the values include secrets.
+    names = ", ".join(sorted(request.env_vars))
+    print(f"submitted {job_id} to {url} (env: {names})", file=sys.stderr, flush=True)
+    if not follow:
+        return 0
+    try:
+        asyncio.run(_follow(client, job_id))
+    except KeyboardInterrupt:
+        client.stop_job(job_id)
+        print(f"stopped {job_id}", file=sys.stderr)
+        return 130
+    return _exit_code(client, job_id)

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from gglops.data.layouts import DatasetIndex
 from gglops.inference import ProbFn, predict_probs
 from gglops.metrics import THRESHOLD, IRSTDMetrics
 from gglops.params import Params
@@ -136,23 +137,28 @@ def evaluate_model(
 ) -> EvalResult:
     """Metrics of `model` on the test split of `data_root` (layout/split default to params)."""
     from gglops.data.layouts import resolve_layout
-    from gglops.data.manifest import manifest_of
 
     layout = layout or params.data.layout
     split = split if split is not None else params.data.split
     index = resolve_layout(Path(data_root), layout, split)
-    fn = prob_fn_for(model, tracking_uri)
-    evaluation = evaluate_samples(fn, index.test)
+    evaluation = evaluate_samples(prob_fn_for(model, tracking_uri), index.test)
     if plots_dir is not None:
         write_plots(evaluation, plots_dir)
+    return result_of(evaluation, index, str(model))
+
+
+def result_of(evaluation: Evaluation, index: DatasetIndex, model: str) -> EvalResult:
+    """The EvalResult of a finished pass over `index.test`."""
+    from gglops.data.manifest import manifest_of
+
     scores = evaluation.metrics.compute()
     return EvalResult(
         **scores,
         fa_per_million=scores["fa"] * 1e6,
         n_images=len(index.test),
         n_targets=len(evaluation.metrics.target_records()),
-        model=str(model),
-        data_root=str(Path(data_root).absolute()),
+        model=model,
+        data_root=str(Path(index.root).absolute()),
         layout=index.layout,
         split=index.split,
         data_hash=manifest_of(index).data_hash,

@@ -132,7 +132,7 @@ class RollbackResult(BaseModel):
 
 
 @dataclass(frozen=True)
-class _Registry:
+class ModelRegistry:
     """The registered model on one tracking server."""
 
     client: Any
@@ -140,7 +140,7 @@ class _Registry:
     uri: str
 
     @classmethod
-    def open(cls, settings: Settings) -> _Registry:
+    def open(cls, settings: Settings) -> ModelRegistry:
         from mlflow.tracking import MlflowClient
 
         from gglops.tracking import probe_tracking_server
@@ -228,7 +228,7 @@ def register_run(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    reg = _Registry.open(settings)
+    reg = ModelRegistry.open(settings)
     try:
         run = reg.client.get_run(run_id)
     except MlflowException:
@@ -253,7 +253,7 @@ def _holder() -> str:
 
 
 @contextmanager
-def _promotion_lease(reg: _Registry, store: ArtifactStore) -> Iterator[None]:
+def _promotion_lease(reg: ModelRegistry, store: ArtifactStore) -> Iterator[None]:
     """Exclusive right to move this model's aliases (see `storage.lease`)."""
     try:
         with lease(store, LEASE_KEY.format(model=reg.name), _holder(), LEASE_TTL_S):
@@ -262,7 +262,7 @@ def _promotion_lease(reg: _Registry, store: ArtifactStore) -> Iterator[None]:
         raise LeaseBusyError(f"{LOCK_BUSY}: {exc}") from None
 
 
-def _split_data(tags: dict[str, str], data_root: Path | None, version: str) -> SplitData:
+def recorded_split(tags: dict[str, str], data_root: Path | None, version: str) -> SplitData:
     root = data_root or (Path(tags["data_root"]) if tags.get("data_root") else None)
     if root is None:
         raise UsageError(f"version {version} records no data_root tag; pass --data ROOT")
@@ -302,11 +302,11 @@ def promote_version(
 ) -> PromotionDecision:
     """Gate `version` (default: alias candidate) against the champion; on pass release it."""
     console = console or Console(stderr=True)
-    reg = _Registry.open(settings)
+    reg = ModelRegistry.open(settings)
     version = version or reg.alias(CANDIDATE)
     if version is None:
         raise UsageError(f"model {reg.name} has no alias {CANDIDATE}; pass --version")
-    data = _split_data(dict(reg.version(version).tags), data_root, version)
+    data = recorded_split(dict(reg.version(version).tags), data_root, version)
     store = ArtifactStore(settings)
     with _promotion_lease(reg, store), tempfile.TemporaryDirectory(prefix="gglops-") as tmp:
         decision, bundle, cand = _decide(reg, version, data, params.gates, Path(tmp))
@@ -321,7 +321,7 @@ def promote_version(
 
 
 def _decide(
-    reg: _Registry, version: str, data: SplitData, gates: GateParams, tmp: Path
+    reg: ModelRegistry, version: str, data: SplitData, gates: GateParams, tmp: Path
 ) -> tuple[PromotionDecision, Path, EvalResult]:
     """Evaluate candidate and champion on `data`, apply the gates (changes nothing)."""
     champion = reg.alias(CHAMPION)
@@ -347,14 +347,14 @@ def _decide(
     return decision, bundle, cand
 
 
-def _move_aliases(reg: _Registry, version: str, champion: str | None) -> None:
+def _move_aliases(reg: ModelRegistry, version: str, champion: str | None) -> None:
     if champion is not None and champion != version:
         reg.client.set_registered_model_alias(reg.name, PREVIOUS, champion)
     reg.client.set_registered_model_alias(reg.name, CHAMPION, version)
 
 
 def _release(
-    reg: _Registry,
+    reg: ModelRegistry,
     store: ArtifactStore,
     version: str,
     bundle: Path,
@@ -408,8 +408,8 @@ def _manifest(name: str, mv: Any, artifact: OnnxArtifact, result: EvalResult) ->
 
 def release_version(version: str, settings: Settings, data_root: Path | None = None) -> Release:
     """(Re-)publish a version's ONNX artifact, no gates, no alias moves (idempotent)."""
-    reg = _Registry.open(settings)
-    data = _split_data(dict(reg.version(version).tags), data_root, version)
+    reg = ModelRegistry.open(settings)
+    data = recorded_split(dict(reg.version(version).tags), data_root, version)
     store = ArtifactStore(settings)
     with tempfile.TemporaryDirectory(prefix="gglops-release-") as tmp:
         bundle = reg.download(version, Path(tmp))
@@ -443,7 +443,7 @@ def print_decision(console: Console, decision: PromotionDecision) -> None:
 def rollback_champion(settings: Settings, console: Console | None = None) -> RollbackResult:
     """`champion` ← `previous`; `previous` is cleared (see the module docstring)."""
     console = console or Console(stderr=True)
-    reg = _Registry.open(settings)
+    reg = ModelRegistry.open(settings)
     store = ArtifactStore(settings)
     with _promotion_lease(reg, store):
         result = _rollback_locked(reg, store)
@@ -453,7 +453,7 @@ def rollback_champion(settings: Settings, console: Console | None = None) -> Rol
     return result
 
 
-def _rollback_locked(reg: _Registry, store: ArtifactStore) -> RollbackResult:
+def _rollback_locked(reg: ModelRegistry, store: ArtifactStore) -> RollbackResult:
     previous = reg.alias(PREVIOUS)
     if previous is None:
         raise UsageError(f"model {reg.name} has no alias {PREVIOUS}: nothing to roll back to")

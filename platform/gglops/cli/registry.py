@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gglops.cli.common import ParamsOpt, SetOpt, write_json
+from gglops.cli.common import OutOpt, ParamsOpt, SetOpt, write_json
 
 ModelArg = Annotated[
     str, typer.Argument(help="Checkpoint dir, models:/gglnet@alias, runs:/ID/model or .onnx file.")
@@ -27,21 +27,32 @@ def evaluate(
     """Evaluate a model on the test split at original resolution."""
     from gglops.evaluate import evaluate_model
     from gglops.params import load_params
+    from gglops.settings import load_settings
 
-    result = evaluate_model(model, data, load_params(params, set_), plots_dir=plots)
+    uri = load_settings().mlflow_tracking_uri
+    result = evaluate_model(model, data, load_params(params, set_), plots, tracking_uri=uri)
     write_json(out, result.model_dump(mode="json"))
 
 
 def register_cmd(
-    run_id: str,
-    params: ParamsOpt = Path("params.yaml"),
+    run_id: Annotated[str | None, typer.Argument(help="MLflow run id.")] = None,
+    from_result: Annotated[
+        Path | None, typer.Option("--from-result", help="Take the run id from train's --out.")
+    ] = None,
     metrics: Annotated[Path | None, typer.Option(help="Test metrics JSON to tag.")] = None,
+    out: OutOpt = None,
 ) -> None:
     """Register the run's model as a new version of gglnet with alias `candidate`."""
-    from gglops.registry import register_run
+    from gglops.errors import UsageError
+    from gglops.registry import register_run, run_id_from_result
     from gglops.settings import load_settings
 
-    register_run(run_id, load_settings(), metrics_file=metrics)
+    if (run_id is None) == (from_result is None):
+        raise UsageError("give exactly one of RUN_ID or --from-result FILE")
+    chosen = run_id_from_result(from_result) if from_result is not None else str(run_id)
+    result = register_run(chosen, load_settings(), metrics_file=metrics)
+    typer.echo(f"registered {result.name} version {result.version} (alias candidate)")
+    write_json(out, result.model_dump(mode="json"))
 
 
 def promote(
@@ -80,7 +91,12 @@ def export(
     from gglops.export import export_model
     from gglops.settings import load_settings
 
-    export_model(model, out, load_settings(), data_root=data)
+    artifact = export_model(model, out, load_settings(), data_root=data)
+    parity = artifact.parity
+    typer.echo(
+        f"{artifact.path}: opset {artifact.opset}, sha256 {artifact.sha256}, parity max abs "
+        f"diff {parity.max_abs_diff:.2e} on {parity.n_inputs} {parity.source}"
+    )
 
 
 def predict(
@@ -90,8 +106,10 @@ def predict(
 ) -> None:
     """Write masks and overlays (targets boxed) for each image."""
     from gglops.predict import predict_images
+    from gglops.settings import load_settings
 
-    predict_images(model, images, out)
+    for done in predict_images(model, images, out, load_settings().mlflow_tracking_uri):
+        typer.echo(f"{done.image}: {done.targets} target(s) → {done.mask}, {done.overlay}")
 
 
 def report(

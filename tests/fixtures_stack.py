@@ -7,6 +7,8 @@ tests can `stack.stop_s3()` and `stack.start_s3()` mid-test (the data survives).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -81,3 +83,31 @@ def stack_env(stack: StackInfo, monkeypatch: pytest.MonkeyPatch) -> StackInfo:
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)
     return stack
+
+
+@dataclass
+class RayHead:
+    dashboard_url: str
+    gcs_address: str
+    stack_dir: Path
+    startup_s: float
+    config: StackConfig
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
+    """A local Ray head with the Jobs API, started like `gglops stack up` does (free ports)."""
+    # Ray's unix socket paths must stay short: its temp dir goes straight under /tmp.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="gglray-"))
+    config = StackConfig(
+        stack_dir=tmp_path_factory.mktemp("rayhead"), ports=Ports.free(), ray_temp_dir=ray_tmp
+    )
+    stack = Stack(config)
+    t0 = time.monotonic()
+    try:
+        stack.up(["ray"])
+        yield RayHead(config.ray_dashboard, config.ray_gcs, config.stack_dir,
+                      time.monotonic() - t0, config)  # fmt: skip
+    finally:
+        stack.down(["ray"])
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -70,6 +70,13 @@ def jobs_address(settings: Settings, address: str | None) -> str:
     return settings.ray_dashboard_url
 
 
+def _quiet_ray() -> None:
+    """Ray's packaging chatter (INFO/WARNING per ignored file) is not the job's output; its
+    loggers set their own levels, so filter at Ray's handler."""
+    for handler in logging.getLogger("ray").handlers:
+        handler.setLevel(logging.ERROR)
+
+
 def _client(address: str):  # type: ignore[no-untyped-def]
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
@@ -113,9 +120,8 @@ def submit_job(
         working_dir=repo_root(Path.cwd()),
         env_vars=job_env(settings, os.environ if environ is None else environ),
     )
-    # Ray's packaging chatter (INFO/WARNING per ignored file) is not the job's output.
-    logging.getLogger("ray").setLevel(logging.ERROR)
     client = _client(url)
+    _quiet_ray()
     job_id = client.submit_job(entrypoint=request.entrypoint, runtime_env=request.runtime_env())
     # Names only: the values include secrets.
     names = ", ".join(sorted(request.env_vars))

@@ -1,0 +1,89 @@
+"""`gglops submit` against a real local Ray head (the `ray_head` fixture)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gglops.stack.config import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+GGLOPS = [sys.executable, "-m", "gglops"]
+SENTINEL = "sentinel-9f3b2c71d0"
+
+DIGEST = hashlib.sha256(SENTINEL.encode()).hexdigest()
+# The job proves it got the secret by its digest: the command line must not hold it either.
+JOB = (
+    "import hashlib, os, sys; print('hello from the job'); "
+    "s = os.environ.get('GGLOPS_TEST_SENTINEL', '').encode(); "
+    "print('sentinel digest:', hashlib.sha256(s).hexdigest()); sys.exit(3)"
+)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GGLOPS_", "RAY_ADDRESS"))}
+    return env | extra
+
+
+def test_submit_returns_exit_code_and_logs_without_leaking_secrets(ray_head, reliability) -> None:
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [*GGLOPS, "submit", "--address", ray_head.dashboard_url, "--", sys.executable, "-c", JOB],
+        cwd=ROOT, env=_env(GGLOPS_TEST_SENTINEL=SENTINEL), capture_output=True, text=True,
+        timeout=180,
+    )  # fmt: skip
+    seconds = time.monotonic() - t0
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "hello from the job" in done.stdout
+    assert (
+        f"sentinel digest: {DIGEST}" in done.stdout
+    )  # passed to the job through the runtime env ...
+    assert SENTINEL not in done.stdout + done.stderr  # ... never printed by gglops
+    assert "GGLOPS_TEST_SENTINEL" in done.stderr  # the names are
+    print(f"jobs round trip: {seconds:.1f} s")
+
+
+def test_submit_to_unreachable_address_is_one_line_exit_2(reliability) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [*GGLOPS, "submit", "--address", url, "--", "true"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert url in done.stderr and "Traceback" not in done.stderr
+    reliability("Ray Jobs address unreachable", f"exit {done.returncode}; {done.stderr.strip()}")
+
+
+@pytest.mark.timeout(240)
+def test_ctrl_c_stops_the_job(ray_head, reliability) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    from gglops.stack.services import ray_auth_headers
+
+    proc = subprocess.Popen(
+        [*GGLOPS, "submit", "--address", ray_head.dashboard_url, "--", sys.executable, "-c",
+         "import time; print('started', flush=True); time.sleep(300)"],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the job itself runs
+        if "started" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=60)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert rc == 130, stderr[-2000:]
+    job_id = stderr.split("submitted ", 1)[1].split()[0]
+    client = JobSubmissionClient(ray_head.dashboard_url, headers=ray_auth_headers())
+    deadline = time.monotonic() + 60
+    while str(client.get_job_status(job_id)) != "STOPPED" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert str(client.get_job_status(job_id)) == "STOPPED"
+    reliability("Ctrl-C during `gglops submit`", f"exit {rc}; Ray job {job_id} STOPPED")

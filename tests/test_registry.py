@@ -1,0 +1,289 @@
+"""Register, gated promotion, release to S3, rollback and the promotion lease, against the real
+MLflow server and SeaweedFS S3 of the `stack` fixture (no mocks).
+
+Each test uses its own registered-model name, so tests never see each other's aliases.
+Models are tiny GGL-Nets (width 0.25) whose output bias is calibrated so that ~0.5% of the
+pixels are detections: metrics are non-trivial without any training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from gglnet import GGLNet
+from gglops import tracking
+from gglops.cli import main as cli_main
+from gglops.data.io import read_image
+from gglops.data.layouts import resolve_layout
+from gglops.data.manifest import build_manifest
+from gglops.errors import UsageError
+from gglops.modelio import save_bundle
+from gglops.params import Params
+from gglops.registry import (
+    CHAMPION,
+    PREVIOUS,
+    promote_version,
+    register_run,
+    release_version,
+    rollback_champion,
+)
+from gglops.settings import load_settings
+from gglops.storage import ArtifactStore
+
+LAYOUT, SPLIT = "nuaa-sirst", "idx_427"
+OPEN_GATES = Params().with_overrides(
+    {"gates.min_miou": 0.0, "gates.min_pd": 0.0, "gates.max_fa": 1.0}
+)
+
+
+# --- helpers shared with test_report / test_predict ----------------------------------------
+
+
+def calibrated_model(data_root: Path, seed: int, quantile: float = 0.995) -> GGLNet:
+    """A random width-0.25 GGL-Net whose top (1 - quantile) logits on the test split are > 0."""
+    torch.manual_seed(seed)
+    net = GGLNet(width_mult=0.25).eval()
+    test = resolve_layout(data_root, LAYOUT, SPLIT).test
+    batch = torch.from_numpy(np.stack([read_image(s.image) for s in test]))
+    with torch.no_grad():
+        cut = torch.quantile(net(batch).flatten(), quantile)
+        net.head[-1].bias -= cut
+    return net
+
+
+def logged_run(uri: str, data_root: Path, net: GGLNet, tmp: Path) -> str:
+    """An MLflow run laid out as training leaves it: tags, params and the `model` pyfunc."""
+    params = Params().with_overrides({"data.layout": LAYOUT, "data.split": SPLIT})
+    tags = {
+        "git_commit": "0" * 40,
+        "data_hash": build_manifest(data_root, LAYOUT, SPLIT).data_hash,
+        "data_root": str(data_root),
+        "dataset": params.data.dataset,
+        "params_hash": params.digest(),
+    }
+    run_id = tracking.start_run(uri, "gglops-registry-tests", "reg", params.flat(), tags)
+    bundle = save_bundle(net, tmp / f"bundle-{run_id}", width_mult=0.25)
+    example = np.random.default_rng(0).random((1, 3, 32, 32)).astype(np.float32)
+    tracking.log_model_bundle(uri, run_id, bundle, example)
+    tracking.end_run(uri, run_id)
+    return run_id
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`gglops ARGS` in this process (no interpreter start-up): exit code and all output."""
+    old = sys.argv
+    sys.argv = ["gglops", *args]
+    try:
+        cli_main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+# --- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runs(stack, synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Two logged runs: `a` and `b` (different weights); versions are registered per test."""
+    tmp = tmp_path_factory.mktemp("runs")
+    return {
+        name: logged_run(stack.mlflow_uri, synth_data, calibrated_model(synth_data, seed), tmp)
+        for name, seed in (("a", 1), ("b", 2))
+    }
+
+
+@pytest.fixture
+def model_env(stack_env, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh registered-model name for this test, in the environment the CLI reads."""
+    name = f"gglnet-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("GGLOPS_REGISTERED_MODEL", name)
+    return name
+
+
+def _aliases(uri: str, name: str) -> dict[str, str]:
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return dict(client.get_registered_model(name).aliases)
+
+
+# --- tests --------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_register_tags_lineage_and_metrics(runs, model_env: str, synth_data: Path, tmp_path):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"miou": 0.5, "niou": 0.4, "pd": 0.9, "fa": 1e-5}))
+    result = register_run(runs["a"], load_settings(), metrics_file=metrics)
+    tags = result.tags
+    assert tags["data_root"] == str(synth_data)
+    assert tags["data_layout"] == LAYOUT and tags["data_split"] == SPLIT
+    assert tags["run_id"] == runs["a"] and tags["git_commit"] == "0" * 40
+    assert {k: float(tags[f"test_{k}"]) for k in ("miou", "pd")} == {"miou": 0.5, "pd": 0.9}
+    assert set(tags) >= {"data_hash", "params_hash", "dataset", "test_niou", "test_fa"}
+    uri = load_settings().mlflow_tracking_uri
+    assert _aliases(uri, model_env) == {"candidate": result.version}
+
+
+@pytest.mark.integration
+def test_register_unknown_run_is_exit_2(model_env: str, capsys, reliability) -> None:
+    code, out = run_cli(["register", "0123456789abcdef0123456789abcdef"], capsys)
+    assert code == 2 and "not found" in out and "Traceback" not in out
+    reliability("register an unknown run id", f"exit {code}; {out.strip().splitlines()[-1]}")
+
+
+@pytest.mark.integration
+def test_promote_gate_fail_pass_rollback_and_idempotent_release(
+    runs, model_env: str, capsys, tmp_path: Path
+) -> None:
+    settings = load_settings()
+    uri, store = settings.mlflow_tracking_uri, ArtifactStore(settings)
+    v1 = register_run(runs["a"], settings).version
+
+    first = promote_version(v1, settings, OPEN_GATES)  # no champion yet: floors only
+    assert first.passed and first.champion_version is None
+    assert _aliases(uri, model_env)[CHAMPION] == v1
+
+    # The released artifact: model.onnx and manifest.json, the object's sha256 = manifest's.
+    prefix = f"models/{model_env}/{v1}"
+    manifest = store.get_json(f"{prefix}/manifest.json")
+    body, _ = store.get_bytes(f"{prefix}/model.onnx")
+    assert hashlib.sha256(body).hexdigest() == manifest["sha256"] == first.onnx_sha256
+    assert manifest["size"] == len(body) and manifest["version"] == v1
+    assert manifest["inputs"] == {"image": ["N", 3, "H", "W"]}
+    assert manifest["outputs"] == {"probs": ["N", 1, "H", "W"]}
+    assert manifest["lineage"]["data_hash"] == first.data_hash
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.get_model_version(model_env, v1).tags["onnx_sha256"] == manifest["sha256"]
+    logged = [f.path for f in client.list_artifacts(runs["a"], "onnx")]
+    assert logged == ["onnx/model.onnx"]
+
+    # Re-releasing the same version is a no-op: the stored objects are not rewritten.
+    before = {f: store.head(f"{prefix}/{f}") for f in ("model.onnx", "manifest.json")}
+    again = release_version(v1, settings)
+    assert not again.uploaded and again.sha256 == manifest["sha256"]
+    assert {f: store.head(f"{prefix}/{f}") for f in before} == before
+
+    # A gate says no: exit 1, every reason listed, nothing moves, nothing uploaded.
+    v2 = register_run(runs["b"], settings).version
+    out_json = tmp_path / "decision.json"
+    args = ["promote", "--version", v2, "--set", "gates.min_miou=0.99", "--out", str(out_json)]
+    code, out = run_cli(args, capsys)
+    assert code == 1, out
+    assert "FAIL" in out and "min_miou" in out and "not promoted" in out
+    decision = json.loads(out_json.read_text())
+    assert not decision["passed"] and any("min_miou" in r for r in decision["reasons"])
+    assert decision["champion_version"] == v1 and decision["champion_metrics"] is not None
+    assert _aliases(uri, model_env) == {"candidate": v2, CHAMPION: v1}
+    assert not store.exists(f"models/{model_env}/{v2}/manifest.json")
+
+    # Pass: champion moves, the old one becomes previous; then roll back.
+    assert promote_version(v2, settings, OPEN_GATES).passed
+    assert _aliases(uri, model_env) == {"candidate": v2, CHAMPION: v2, PREVIOUS: v1}
+    back = rollback_champion(settings)
+    assert (back.champion, back.demoted, back.artifact_ok) == (v1, v2, True)
+    assert _aliases(uri, model_env) == {"candidate": v2, CHAMPION: v1}
+    with pytest.raises(UsageError, match="no alias previous"):
+        rollback_champion(settings)
+
+
+@pytest.mark.integration
+def test_rollback_warns_when_previous_artifact_is_gone(runs, model_env: str) -> None:
+    settings = load_settings()
+    v1 = register_run(runs["a"], settings).version
+    v2 = register_run(runs["a"], settings).version
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    client.set_registered_model_alias(model_env, CHAMPION, v2)
+    client.set_registered_model_alias(model_env, PREVIOUS, v1)
+    result = rollback_champion(settings)  # v1 was never released: warn, still roll back
+    assert result.champion == v1 and not result.artifact_ok
+    assert "model.onnx" in (result.warning or "")
+
+
+def _promote_proc(version: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "gglops", "promote", "--version", version]
+    cmd += ["--set", "gates.min_miou=0", "--set", "gates.min_pd=0", "--set", "gates.max_fa=1"]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+@pytest.mark.integration
+def test_concurrent_promotions_leave_one_champion(runs, model_env: str, reliability) -> None:
+    settings = load_settings()
+    versions = [register_run(runs[r], settings).version for r in ("a", "b")]
+    env = dict(os.environ)
+    procs = [_promote_proc(v, env) for v in versions]
+    results = [(p.wait(timeout=170), p.stdout.read()) for p in procs]  # type: ignore[union-attr]
+    codes = sorted(code for code, _ in results)
+    aliases = _aliases(settings.mlflow_tracking_uri, model_env)
+    if codes == [0, 2]:  # overlapped: the loser was refused by the lease
+        loser = next(out for code, out in results if code == 2)
+        assert "another promotion is in progress" in loser
+        winner = versions[[c for c, _ in results].index(0)]
+        assert aliases[CHAMPION] == winner and PREVIOUS not in aliases
+        observed = "one exit 0, other exit 2 'another promotion is in progress'"
+    else:  # did not overlap on this machine: both ran in turn, aliases still consistent
+        assert codes == [0, 0], results
+        assert {aliases[CHAMPION], aliases[PREVIOUS]} == set(versions)
+        observed = "ran one after the other; champion/previous consistent"
+    reliability("two promotions at the same time", f"{observed}; champion v{aliases[CHAMPION]}")
+
+
+@pytest.mark.integration
+def test_s3_down_during_promotion_moves_nothing(
+    stack, runs, model_env: str, capsys, reliability
+) -> None:
+    settings = load_settings()
+    version = register_run(runs["a"], settings).version
+    stack.stop_s3()
+    try:
+        code, out = run_cli(["promote", "--version", version, "--set", "gates.min_miou=0"], capsys)
+    finally:
+        stack.start_s3()
+    assert code == 2, out
+    assert "GGLOPS_S3_ENDPOINT_URL" in out and "Traceback" not in out
+    assert CHAMPION not in _aliases(settings.mlflow_tracking_uri, model_env)
+    assert not ArtifactStore(settings).exists(f"models/{model_env}/{version}/manifest.json")
+    reliability("S3 stopped during promotion", f"exit {code}; no alias moved; {out.strip()}")
+
+
+@pytest.mark.integration
+def test_wrong_s3_credentials_name_the_setting(
+    stack, runs, model_env: str, capsys, monkeypatch, reliability
+) -> None:
+    version = register_run(runs["a"], load_settings()).version
+    secret = "wrong-" + uuid.uuid4().hex
+    monkeypatch.setenv("GGLOPS_AWS_SECRET_ACCESS_KEY", secret)
+    code, out = run_cli(["promote", "--version", version], capsys)
+    assert code == 2, out
+    assert "GGLOPS_AWS_SECRET_ACCESS_KEY" in out and "SignatureDoesNotMatch" in out
+    assert secret not in out and stack.secret_key not in out
+    assert CHAMPION not in _aliases(stack.mlflow_uri, model_env)
+    reliability("wrong S3 secret key on promote", f"exit {code}; {out.strip()}")
+
+
+@pytest.mark.integration
+def test_promote_data_must_match_recorded_hash(runs, model_env: str, tmp_path: Path) -> None:
+    from gglops.data.synth import synthesize
+
+    settings = load_settings()
+    version = register_run(runs["a"], settings).version
+    other = synthesize(tmp_path / "other", 8, 32, seed=99)
+    with pytest.raises(UsageError, match="differs from"):
+        promote_version(version, settings, OPEN_GATES, data_root=other)
+    assert CHAMPION not in _aliases(settings.mlflow_tracking_uri, model_env)

@@ -36,9 +36,12 @@ def test_submit_returns_exit_code_and_logs_without_leaking_secrets(ray_head, rel
     t0 = time.monotonic()
     done = subprocess.run(
         [*GGLOPS, "submit", "--address", ray_head.dashboard_url, "--", sys.executable, "-c", JOB],
-        cwd=ROOT, env=_env(GGLOPS_TEST_SENTINEL=SENTINEL), capture_output=True, text=True,
+        cwd=ROOT,
+        env=_env(GGLOPS_TEST_SENTINEL=SENTINEL),
+        capture_output=True,
+        text=True,
         timeout=180,
-    )  # fmt: skip
+    )
     seconds = time.monotonic() - t0
     assert done.returncode == 3, done.stderr[-2000:]
     assert "hello from the job" in done.stdout
@@ -54,8 +57,12 @@ def test_submit_to_unreachable_address_is_one_line_exit_2(reliability) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = subprocess.run(
         [*GGLOPS, "submit", "--address", url, "--", "true"],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert url in done.stderr and "Traceback" not in done.stderr
     reliability("Ray Jobs address unreachable", f"exit {done.returncode}; {done.stderr.strip()}")
@@ -68,10 +75,22 @@ def test_ctrl_c_stops_the_job(ray_head, reliability) -> None:
     from gglops.stack.services import ray_auth_headers
 
     proc = subprocess.Popen(
-        [*GGLOPS, "submit", "--address", ray_head.dashboard_url, "--", sys.executable, "-c",
-         "import time; print('started', flush=True); time.sleep(300)"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            *GGLOPS,
+            "submit",
+            "--address",
+            ray_head.dashboard_url,
+            "--",
+            sys.executable,
+            "-c",
+            "import time; print('started', flush=True); time.sleep(300)",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:  # wait until the job itself runs
         if "started" in line:

@@ -1,0 +1,169 @@
+"""`gglops stack up|status|env|down` on real services in a tmp stack dir with free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gglops.settings import Settings
+from gglops.stack.config import Ports, port_in_use
+
+ROOT = Path(__file__).resolve().parents[1]
+GGLOPS = [sys.executable, "-m", "gglops"]
+
+
+def _gglops(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GGLOPS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _stack_env(stack_dir: Path, ports: Ports, cache: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GGLOPS_", "MLFLOW_"))}
+    return base | {
+        "GGLOPS_STACK_DIR": str(stack_dir),
+        "GGLOPS_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports.s3}",
+        "GGLOPS_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports.mlflow}",
+        "GGLOPS_RAY_DASHBOARD_URL": f"http://127.0.0.1:{ports.ray_dashboard}",
+        "GGLOPS_RAY_GCS_PORT": str(ports.ray_gcs),
+        "XDG_CACHE_HOME": str(cache),  # the MLflow DB template the `stack` fixture also uses
+    }
+
+
+class CliStack:
+    def __init__(
+        self, root: Path, env: dict[str, str], up: subprocess.CompletedProcess[str], seconds: float
+    ) -> None:
+        self.root, self.env, self.up, self.up_seconds = root, env, up, seconds
+        self.stack_dir = Path(env["GGLOPS_STACK_DIR"])
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return _gglops(list(args), self.env, self.root)
+
+
+@pytest.fixture(scope="module")
+def cli_stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[CliStack]:
+    root = tmp_path_factory.mktemp("checkout")
+    cache = request.config.cache.mkdir("gglops-xdg") if request.config.cache else root / "c"
+    env = _stack_env(root / ".stack", Ports.free(), cache)
+    t0 = time.monotonic()
+    up = _gglops(["stack", "up", "--no-ray"], env, root)
+    stack = CliStack(root, env, up, time.monotonic() - t0)
+    try:
+        assert up.returncode == 0, up.stderr
+        yield stack
+    finally:
+        stack.run("stack", "down")
+
+
+def test_up_status_and_idempotent_up(cli_stack: CliStack) -> None:
+    print(f"gglops stack up --no-ray: {cli_stack.up_seconds:.1f} s")
+    assert cli_stack.up.stdout.count("started") == 2
+    status = cli_stack.run("stack", "status", "--no-ray")
+    assert status.returncode == 0, status.stdout
+    for var in ("GGLOPS_S3_ENDPOINT_URL", "GGLOPS_MLFLOW_TRACKING_URI"):
+        assert cli_stack.env[var] in status.stdout
+    t0 = time.monotonic()
+    again = cli_stack.run("stack", "up", "--no-ray")
+    assert again.returncode == 0 and again.stdout.count("already running") == 2
+    assert time.monotonic() - t0 < 30  # no restart: nothing waits for health
+
+
+def test_credentials_private_and_never_logged(cli_stack: CliStack) -> None:
+    creds = cli_stack.stack_dir / "credentials.json"
+    assert creds.stat().st_mode & 0o777 == 0o600
+    secret = json.loads(creds.read_text())["secret_key"]
+    assert len(secret) >= 32
+    for log in (cli_stack.stack_dir / "logs").iterdir():
+        assert secret not in log.read_text(errors="replace"), log
+    assert secret not in cli_stack.up.stdout + cli_stack.up.stderr
+    assert secret not in cli_stack.run("stack", "status", "--no-ray").stdout
+
+
+def test_env_evaluates_in_bash_and_reaches_services(cli_stack: CliStack) -> None:
+    probe = (
+        "import boto3, mlflow, os; "
+        "s3 = boto3.client('s3', endpoint_url=os.environ['MLFLOW_S3_ENDPOINT_URL']); "
+        "print('buckets', [b['Name'] for b in s3.list_buckets()['Buckets']]); "
+        "print('experiments', len(mlflow.search_experiments()))"
+    )
+    gglops = " ".join(GGLOPS)
+    script = f'eval "$({gglops} stack env --no-ray)" && {sys.executable} -c "{probe}"'
+    done = subprocess.run(
+        ["bash", "-c", script],
+        cwd=cli_stack.root,
+        env=cli_stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "buckets ['gglops']" in done.stdout
+    assert "experiments 1" in done.stdout  # the Default experiment, through the server
+
+
+def test_settings_hand_out_local_keys_only_for_the_local_endpoint(cli_stack: CliStack) -> None:
+    stack_dir, endpoint = cli_stack.stack_dir, cli_stack.env["GGLOPS_S3_ENDPOINT_URL"]
+    secret = json.loads((stack_dir / "credentials.json").read_text())["secret_key"]
+    local = Settings(stack_dir=stack_dir, s3_endpoint_url=endpoint).s3_credentials()
+    assert local is not None and local[1] == secret
+    assert (
+        Settings(stack_dir=stack_dir, s3_endpoint_url="http://s3.example:9000").s3_credentials()
+        is None
+    )
+    explicit = Settings(
+        stack_dir=stack_dir,
+        s3_endpoint_url=endpoint,
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+    )  # type: ignore[arg-type]
+    assert explicit.s3_credentials() == ("a", "b")
+
+
+def test_status_reports_a_ray_head(ray_head) -> None:
+    env = _stack_env(ray_head.stack_dir, ray_head.config.ports, Path("/nonexistent"))
+    done = _gglops(["stack", "status"], env, ROOT)
+    assert done.returncode == 1  # S3 and MLflow of that stack dir are not running
+    ray_row = next(line for line in done.stdout.splitlines() if "ray" in line)
+    assert ray_head.dashboard_url in ray_row and "yes" in ray_row
+    print(f"Ray head start: {ray_head.startup_s:.1f} s")
+
+
+def test_down_stops_only_what_up_started(cli_stack: CliStack, reliability) -> None:
+    # A foreign process: on the (unused) Ray dashboard port, and named by a forged pid file.
+    port = int(cli_stack.env["GGLOPS_RAY_DASHBOARD_URL"].rsplit(":", 1)[1])
+    foreign = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        (cli_stack.stack_dir / "ray.pid").write_text(
+            json.dumps({"pid": foreign.pid, "marker": "x"})
+        )
+        s3, mlflow = (
+            int(cli_stack.env[v].rsplit(":", 1)[1])
+            for v in ("GGLOPS_S3_ENDPOINT_URL", "GGLOPS_MLFLOW_TRACKING_URI")
+        )
+        down = cli_stack.run("stack", "down")
+        assert down.returncode == 0 and "s3" in down.stdout and "mlflow" in down.stdout
+        assert "ray" not in down.stdout
+        assert foreign.poll() is None  # still running
+        assert not port_in_use(s3) and not port_in_use(mlflow)
+        assert cli_stack.run("stack", "status", "--no-ray").returncode == 1
+        reliability(
+            "`stack down` with a foreign process on a stack port / a stale pid file",
+            f"foreign pid {foreign.pid} left running; {down.stdout.strip()}",
+        )
+    finally:
+        foreign.terminate()
+        foreign.wait()

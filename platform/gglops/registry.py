@@ -311,7 +311,7 @@ def promote_version(
     with _promotion_lease(reg, store), tempfile.TemporaryDirectory(prefix="gglops-") as tmp:
         decision, bundle, cand = _decide(reg, version, data, params.gates, Path(tmp))
         if decision.passed:
-            release = _release(reg, store, version, bundle, data, cand)
+            release = _release(reg, store, version, bundle, data, cand.scores())
             decision = decision.model_copy(
                 update={"onnx_uri": release.onnx_uri, "onnx_sha256": release.sha256}
             )
@@ -359,7 +359,7 @@ def _release(
     version: str,
     bundle: Path,
     data: SplitData,
-    result: EvalResult,
+    metrics: dict[str, float],
 ) -> Release:
     """Export + parity on the test split, publish to S3, log on the run, tag the version."""
     from gglops.export import build_artifact, log_onnx, split_images
@@ -370,7 +370,7 @@ def _release(
     with tempfile.TemporaryDirectory(prefix="gglops-onnx-") as tmp:
         source = f"test split of {data.root}"
         artifact = build_artifact(load_bundle(bundle), Path(tmp) / "model.onnx", images, source)
-        manifest = _manifest(reg.name, mv, artifact, result)
+        manifest = _manifest(reg.name, mv, artifact, metrics)
         prefix = RELEASE_PREFIX.format(model=reg.name, version=version)
         body = manifest.model_dump_json(indent=2).encode()
         outcome = publish(store, prefix, artifact.path, artifact.sha256, body)
@@ -387,7 +387,9 @@ def _release(
     )
 
 
-def _manifest(name: str, mv: Any, artifact: OnnxArtifact, result: EvalResult) -> ReleaseManifest:
+def _manifest(
+    name: str, mv: Any, artifact: OnnxArtifact, metrics: dict[str, float]
+) -> ReleaseManifest:
     tags = dict(mv.tags)
     return ReleaseManifest(
         name=name,
@@ -400,21 +402,25 @@ def _manifest(name: str, mv: Any, artifact: OnnxArtifact, result: EvalResult) ->
         inputs=artifact.inputs,
         outputs=artifact.outputs,
         parity_max_abs_diff=artifact.parity.max_abs_diff,
-        metrics=result.scores(),
+        metrics=metrics,
         lineage={k: tags[k] for k in (*LINEAGE_TAGS, *DATA_PARAMS) if k in tags},
         created_at=_now(),
     )
 
 
 def release_version(version: str, settings: Settings, data_root: Path | None = None) -> Release:
-    """(Re-)publish a version's ONNX artifact, no gates, no alias moves (idempotent)."""
+    """(Re-)publish a version's ONNX artifact, no gates, no alias moves (idempotent).
+
+    The manifest carries the metrics recorded on the version (test_* tags).
+    """
     reg = ModelRegistry.open(settings)
-    data = recorded_split(dict(reg.version(version).tags), data_root, version)
+    tags = dict(reg.version(version).tags)
+    data = recorded_split(tags, data_root, version)
+    metrics = {m: float(tags[f"test_{m}"]) for m in METRICS if f"test_{m}" in tags}
     store = ArtifactStore(settings)
     with tempfile.TemporaryDirectory(prefix="gglops-release-") as tmp:
         bundle = reg.download(version, Path(tmp))
-        result = _evaluate(bundle, data, f"models:/{reg.name}/{version}")
-        return _release(reg, store, version, bundle, data, result)
+        return _release(reg, store, version, bundle, data, metrics)
 
 
 def print_decision(console: Console, decision: PromotionDecision) -> None:

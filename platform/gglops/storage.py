@@ -32,7 +32,7 @@ KEY_SETTINGS = "GGLOPS_AWS_ACCESS_KEY_ID / GGLOPS_AWS_SECRET_ACCESS_KEY (or AWS_
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 60.0
 BOTO_MAX_ATTEMPTS = 3
-OWN_RETRIES = 2  # extra rounds for refused/dropped connections, after botocore's own
+OWN_RETRIES = 1  # extra rounds for refused/dropped connections, after botocore's own
 BACKOFF_S = 0.5
 _CHUNK = 1 << 20
 

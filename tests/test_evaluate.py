@@ -1,0 +1,64 @@
+"""`gglops evaluate`: the same metrics from a bundle and from its ONNX export, plot data,
+and the evaluation convention written into metrics.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from test_registry import calibrated_model, run_cli
+
+from gglops.evaluate import PR_THRESHOLDS, SIZE_BINS, evaluate_model
+from gglops.export import build_artifact, split_images
+from gglops.modelio import save_bundle
+from gglops.params import Params
+
+PARAMS = Params().with_overrides({"data.layout": "nuaa-sirst", "data.split": "idx_427"})
+
+
+@pytest.fixture(scope="module")
+def bundle_and_onnx(synth_data: Path, tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("eval-model")
+    net = calibrated_model(synth_data, seed=5)
+    bundle = save_bundle(net, tmp / "bundle", width_mult=0.25)
+    onnx = build_artifact(net, tmp / "model.onnx", split_images(synth_data)).path
+    return bundle, onnx
+
+
+def test_bundle_and_onnx_give_the_same_metrics(bundle_and_onnx, synth_data: Path, tmp_path):
+    bundle, onnx = bundle_and_onnx
+    by_torch = evaluate_model(bundle, synth_data, PARAMS, plots_dir=tmp_path / "plots")
+    by_onnx = evaluate_model(onnx, synth_data, PARAMS)
+    assert by_torch.n_targets > 0 and by_torch.fa > 0  # a non-trivial prediction
+    assert by_torch.scores() == by_onnx.scores()
+    assert by_torch.data_hash == by_onnx.data_hash and by_torch.split == "idx_427"
+    assert by_torch.fa_per_million == pytest.approx(by_torch.fa * 1e6)
+
+    with (tmp_path / "plots" / "pr_curve.csv").open() as handle:
+        pr = list(csv.DictReader(handle))
+    assert [float(r["threshold"]) for r in pr] == list(PR_THRESHOLDS)
+    recalls = [float(r["recall"]) for r in pr]
+    assert recalls == sorted(recalls, reverse=True)  # recall falls as the threshold rises
+    with (tmp_path / "plots" / "size_recall.csv").open() as handle:
+        sizes = list(csv.DictReader(handle))
+    assert [r["size_bin"] for r in sizes] == [name for name, _ in SIZE_BINS]
+    assert sum(int(r["targets"]) for r in sizes) == by_torch.n_targets
+
+
+def test_evaluate_cli_writes_the_convention(bundle_and_onnx, synth_data, tmp_path, capsys):
+    _, onnx = bundle_and_onnx
+    out = tmp_path / "metrics.json"
+    args = ["evaluate", str(onnx), str(synth_data), "--out", str(out)]
+    code, text = run_cli([*args, "--params", "params.yaml"], capsys)
+    assert code == 0, text
+    metrics = json.loads(out.read_text())
+    assert metrics["resolution"] == "original" and metrics["niou_empty_images"] == "count 0"
+    assert metrics["fa_denominator"] == "all pixels at original size (BasicIRSTD)"
+    assert metrics["n_images"] == 5 and metrics["split"] == "idx_427"
+
+
+def test_evaluate_missing_model_is_exit_2(synth_data: Path, tmp_path: Path, capsys) -> None:
+    code, text = run_cli(["evaluate", str(tmp_path / "nope.onnx"), str(synth_data)], capsys)
+    assert code == 2 and "nope.onnx" in text

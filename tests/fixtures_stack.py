@@ -28,23 +28,23 @@ class StackInfo:
     secret_key: str
     env: dict[str, str]
     startup_s: float
-    _stack: Stack = field(repr=False)
+    handle: Stack = field(repr=False)
 
     def stop_s3(self) -> None:
-        self._stack.stop("s3")
+        self.handle.stop("s3")
 
     def start_s3(self) -> None:
-        self._stack.up(["s3"])
+        self.handle.up(["s3"])
 
     def restart_s3(self) -> None:
         self.stop_s3()
         self.start_s3()
 
     def stop_mlflow(self) -> None:
-        self._stack.stop("mlflow")
+        self.handle.stop("mlflow")
 
     def start_mlflow(self) -> None:
-        self._stack.up(["mlflow"])
+        self.handle.up(["mlflow"])
 
 
 def _cache_dir(config: pytest.Config) -> Path | None:
@@ -71,7 +71,7 @@ def stack(
         yield StackInfo(
             s3_endpoint=config.s3_endpoint, bucket=config.bucket, mlflow_uri=config.mlflow_uri,
             access_key=stack.creds.access_key, secret_key=secret,
-            env=stack.env(with_ray=False), startup_s=time.monotonic() - t0, _stack=stack,
+            env=stack.env(with_ray=False), startup_s=time.monotonic() - t0, handle=stack,
         )  # fmt: skip
     finally:
         stack.down(["s3", "mlflow"])

@@ -159,10 +159,11 @@ def _finished_children(client: MlflowClient, storage: Path) -> list[Any]:
     experiment = client.get_experiment_by_name("gglnet")
     if experiment is None:
         return []
-    return client.search_runs(
+    runs = client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.sweep = '{sweeps[-1]}' and attributes.status = 'FINISHED'",
     )
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags]  # trials, not the parent
 
 
 @pytest.mark.integration

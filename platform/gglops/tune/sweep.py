@@ -102,7 +102,7 @@ def _finish(
     runs.close_children(settings, trials)
     if any(t.status == "unfinished" for t in trials):
         raise SweepInterruptedError(
-            f"sweep {ctx.sweep} interrupted; continue it: gglops tune --resume"
+            f"sweep {ctx.sweep} interrupted; continue it: gglops tune --resume --sweep {ctx.sweep}"
         )
     if best is None:
         raise CheckError(f"sweep {ctx.sweep}: no trial reported {metric} (see the trial errors)")

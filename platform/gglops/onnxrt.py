@@ -1,0 +1,102 @@
+"""onnxruntime CPU sessions for GGL-Net with the settings measured fastest at parity.
+
+What mattered (bench/onnx_tuning.py, batch 1, fp32, parity ≤ 1e-5 throughout):
+- ORT_ENABLE_ALL: its NCHWc layout pass (blocked convs with fused bias/ReLU/residual add)
+  runs the model ~1.3× faster than ORT_ENABLE_EXTENDED. Conv is ~86% of the time after it.
+- Intra-op threads = the CPUs this process may use, one inter-op thread, sequential mode
+  (the graph is a chain; ORT_PARALLEL was slower). No spinning: on a machine shared with
+  other work, spinning workers steal the cores the convs need (see `SPIN`).
+- Exporter and opset do not change the speed: both exporters fold BatchNorm into the convs,
+  and onnxruntime runs either graph in the same time. The legacy exporter (opset 17) exports
+  ~10× faster, so it is the recommendation (`export_kwargs`).
+- The gradient branch (Pad/Slice/Sub/Mul/Sqrt) is < 0.1% of the time; a fixed-kernel conv
+  form computes bit-identical values but is slower in eager, so the model keeps its formula.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gglops.errors import UsageError
+
+PROVIDERS = ["CPUExecutionProvider"]
+OPSET = 17
+# Spinning keeps idle intra-op workers busy-waiting between ops: a few % faster on an idle
+# machine, much slower when other processes compete for the same cores (measured both).
+SPIN = False
+SPIN_KEY = "session.intra_op.allow_spinning"
+
+
+def default_threads() -> int:
+    """CPUs this process may run on (affinity-aware, unlike os.cpu_count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def session_options(threads: int | None = None) -> Any:
+    """SessionOptions for batch-1 CPU latency: full graph optimisation, `threads` intra-op."""
+    import onnxruntime as ort
+
+    count = default_threads() if threads is None else threads
+    if count < 1:
+        raise UsageError(f"onnxruntime threads must be >= 1, got {threads}")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = count
+    options.inter_op_num_threads = 1
+    options.enable_mem_pattern = True  # shapes repeat between calls: reuse one plan
+    options.enable_cpu_mem_arena = True
+    options.add_session_config_entry(SPIN_KEY, "1" if SPIN else "0")
+    return options
+
+
+def create_session(path: Path | str, threads: int | None = None) -> Any:
+    """A CPU InferenceSession on `path`; a missing or unreadable file is a UsageError."""
+    import onnxruntime as ort
+
+    source = Path(path)
+    if not source.is_file():
+        raise UsageError(f"{source}: no such ONNX file")
+    try:
+        return ort.InferenceSession(str(source), session_options(threads), providers=PROVIDERS)
+    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+        raise UsageError(f"{source}: onnxruntime cannot load it ({str(exc)[:200]})") from None
+
+
+def optimize_onnx(src: Path | str, dst: Path | str) -> Path:
+    """Save the portable (ORT_ENABLE_EXTENDED) optimised graph of `src` to `dst`.
+
+    Constant folding and Conv+BN/activation fusions are done once, so later sessions load
+    faster; the CPU-specific NCHWc pass still runs at load, so `dst` stays portable across
+    machines (an ORT_ENABLE_ALL graph would not). Written to a temp file, then renamed.
+    """
+    import onnxruntime as ort
+
+    source, target = Path(src), Path(dst)
+    if not source.is_file():
+        raise UsageError(f"{source}: no such ONNX file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    options = session_options(1)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".onnx", delete=False) as tmp:
+        staged = Path(tmp.name)
+    options.optimized_model_filepath = str(staged)
+    try:
+        ort.InferenceSession(str(source), options, providers=PROVIDERS)
+        staged.replace(target)
+    except Exception as exc:
+        staged.unlink(missing_ok=True)
+        raise UsageError(f"{source}: onnxruntime cannot optimise it ({str(exc)[:200]})") from None
+    return target
+
+
+def export_kwargs() -> dict[str, Any]:
+    """`torch.onnx.export` options for the recommended exporter (legacy, opset 17).
+
+    The caller adds input/output names and `dynamic_axes`; BatchNorm folds into the convs
+    only in eval mode, so export `model.eval()` under `torch.no_grad()`.
+    """
+    return {"dynamo": False, "opset_version": OPSET, "do_constant_folding": True}

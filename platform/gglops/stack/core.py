@@ -15,9 +15,9 @@ from gglops.stack.credentials import Credentials, load_or_create
 from gglops.stack.process import (
     PidRecord,
     is_ours,
+    last_line,
     spawn,
     stop_group,
-    wait_until,
 )
 from gglops.stack.services import SERVICES, Service
 
@@ -31,6 +31,25 @@ class ServiceState:
     pid: int | None
     ours: bool
     healthy: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Launch:
+    service: Service
+    proc: subprocess.Popen[bytes]
+    t0: float
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def problem(self) -> str | None:
+        """Why this start failed (its process died, or it is too slow), or None."""
+        code = self.proc.poll()
+        if code is not None and not (self.service.detaches and code == 0):
+            return f"exited during start-up (code {code})"
+        if self.elapsed() > self.service.start_timeout:
+            return f"not healthy after {self.service.start_timeout:.0f} s"
+        return None
 
 
 @dataclass(frozen=True)
@@ -67,25 +86,24 @@ class Stack:
     # -- up ---------------------------------------------------------------------------------
 
     def up(self, names: Iterable[str] = ALL) -> list[UpResult]:
-        """Start what is not healthy yet, all at once, then wait for each (in order)."""
+        """Start what is not healthy yet, all at once, and wait for all of them together."""
         self.config.stack_dir.mkdir(parents=True, exist_ok=True)
-        started: dict[str, tuple[subprocess.Popen[bytes] | None, float]] = {}
         results: dict[str, UpResult] = {}
+        launches: list[Launch] = []
         for name in names:
             service = self.services[name]
             if service.healthy():
                 action = "already running" if is_ours(self.record(name)) else "running (not ours)"
                 results[name] = UpResult(name, service.url, action, 0.0)
             else:
-                started[name] = (self._launch(service), time.monotonic())
-        for name, (proc, t0) in started.items():
-            self._await(self.services[name], proc)
-            results[name] = UpResult(
-                name, self.services[name].url, "started", time.monotonic() - t0
+                launches.append(self._launch(service))
+        for launch, seconds in self._await_all(launches).items():
+            results[launch.service.name] = UpResult(
+                launch.service.name, launch.service.url, "started", seconds
             )
         return [results[name] for name in names]
 
-    def _launch(self, service: Service) -> subprocess.Popen[bytes]:
+    def _launch(self, service: Service) -> Launch:
         if port_in_use(service.port):
             raise ServiceError(
                 f"{service.name}: port {service.port} is taken by a process that is not a "
@@ -94,20 +112,24 @@ class Stack:
         service.prepare()
         proc = spawn(service.command(), self.log(service.name), service.env())
         PidRecord(proc.pid, service.marker).save(self._pidfile(service.name))
-        return proc
+        return Launch(service, proc, time.monotonic())
 
-    def _await(self, service: Service, proc: subprocess.Popen[bytes]) -> None:
-        def alive() -> bool:
-            code = proc.poll()
-            return code is None or (service.detaches and code == 0)
-
-        try:
-            wait_until(service.healthy, timeout=service.start_timeout, what=service.name,
-                       alive=alive, log=self.log(service.name))  # fmt: skip
-        except ServiceError:
-            self.stop(service.name)  # leave nothing half-started behind
-            raise
-        service.after_healthy()
+    def _await_all(self, launches: list[Launch]) -> dict[Launch, float]:
+        """Poll every launch until healthy; a dead or slow one is stopped and reported."""
+        pending, ready = list(launches), {}
+        while pending:
+            for launch in list(pending):
+                if launch.service.healthy():
+                    launch.service.after_healthy()
+                    ready[launch] = launch.elapsed()
+                    pending.remove(launch)
+                elif problem := launch.problem():
+                    self.stop(launch.service.name)  # leave nothing half-started behind
+                    log = self.log(launch.service.name)
+                    raise ServiceError(f"{launch.service.name} {problem}: {last_line(log)} "
+                                       f"(log: {log})")  # fmt: skip
+            time.sleep(0.2)
+        return ready
 
     # -- down -------------------------------------------------------------------------------
 

@@ -8,11 +8,9 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from gglops.errors import ServiceError
 
 
 @dataclass(frozen=True)
@@ -106,17 +104,3 @@ def stop_group(record: PidRecord, timeout: float = 15.0) -> bool:
 def last_line(log: Path) -> str:
     lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
     return lines[-1].strip()[:200] if lines else "no output"
-
-
-def wait_until(
-    probe: Callable[[], bool], *, timeout: float, what: str, alive: Callable[[], bool], log: Path
-) -> float:
-    """Poll `probe` until True; fail fast if the process died. Returns the seconds waited."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if probe():
-            return time.monotonic() - start
-        if not alive():
-            raise ServiceError(f"{what} exited during start-up: {last_line(log)} (log: {log})")
-        time.sleep(0.2)
-    raise ServiceError(f"{what} not healthy after {timeout:.0f} s; see {log}")

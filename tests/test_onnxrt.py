@@ -84,6 +84,7 @@ def test_session_options_are_the_measured_ones() -> None:
     assert options.inter_op_num_threads == 1
     assert options.get_session_config_entry(onnxrt.SPIN_KEY) == "0"
     assert onnxrt.session_options(3).intra_op_num_threads == 3
+    assert onnxrt.session_options(spin=True).get_session_config_entry(onnxrt.SPIN_KEY) == "1"
 
 
 def test_optimized_graph_is_portable_and_at_parity(

@@ -35,7 +35,7 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def session_options(threads: int | None = None) -> Any:
+def session_options(threads: int | None = None, *, spin: bool = SPIN) -> Any:
     """SessionOptions for batch-1 CPU latency: full graph optimisation, `threads` intra-op."""
     import onnxruntime as ort
 
@@ -49,7 +49,7 @@ def session_options(threads: int | None = None) -> Any:
     options.inter_op_num_threads = 1
     options.enable_mem_pattern = True  # shapes repeat between calls: reuse one plan
     options.enable_cpu_mem_arena = True
-    options.add_session_config_entry(SPIN_KEY, "1" if SPIN else "0")
+    options.add_session_config_entry(SPIN_KEY, "1" if spin else "0")
     return options
 
 

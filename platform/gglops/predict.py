@@ -66,6 +66,7 @@ def predict_one(fn: ProbFn, image_path: Path, out: Path) -> Prediction:
     image = read_image(image_path)  # DataError naming the file when unreadable
     mask = predict_probs(fn, image) > THRESHOLD
     stem = Path(image_path).stem
+    out.mkdir(parents=True, exist_ok=True)
     mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
     _save_png(Image.fromarray(mask.astype(np.uint8) * 255), mask_path)
     _save_png(overlay(image, mask), overlay_path)
@@ -84,5 +85,4 @@ def predict_images(
     for path in images:  # fail before loading the model, and before writing anything
         open_image(Path(path))
     fn = prob_fn_for(model, tracking_uri)
-    out.mkdir(parents=True, exist_ok=True)
     return [predict_one(fn, Path(path), out) for path in images]

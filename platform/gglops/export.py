@@ -7,8 +7,9 @@ onnxruntime runs both graphs at the same speed with the same parity (~1e-6). The
 exporter stays selectable (`exporter="dynamo"`, opset 18) for models the old one cannot trace.
 
 The released file is the standard ONNX graph; onnxruntime applies ORT_ENABLE_ALL when it
-loads it. A graph *saved* after ORT_ENABLE_ALL holds CPU-specific fused kernels (NCHWc), so
-it is only an optional local cache (`optimized_path`), never the artifact we ship.
+loads it (`gglops.onnxrt`). A graph *saved* after ORT_ENABLE_ALL holds CPU-specific fused
+kernels (NCHWc) and runs no faster than the in-session pass (bench/onnx_latency.py), so we
+never ship it.
 """
 
 from __future__ import annotations
@@ -101,21 +102,11 @@ def _exporter_options(exporter: Exporter) -> dict[str, Any]:
     return {"dynamo": False, "dynamic_axes": {INPUT_NAME: axes, OUTPUT_NAME: axes}}
 
 
-def onnx_session(path: Path, threads: int | None = None, optimized_path: Path | None = None) -> Any:
-    """An onnxruntime CPU session with every graph optimisation on."""
-    import onnxruntime as ort
+def onnx_session(path: Path, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session with the settings measured fastest (`gglops.onnxrt`)."""
+    from gglops.onnxrt import create_session
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    if optimized_path is not None:
-        options.optimized_model_filepath = str(optimized_path)
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-        raise UsageError(f"{path}: onnxruntime cannot load it ({str(exc)[:200]})") from None
+    return create_session(path, threads)
 
 
 def onnx_prob_fn(path: Path, threads: int | None = None) -> ProbFn:

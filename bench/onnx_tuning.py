@@ -179,13 +179,17 @@ def measure() -> dict[str, Any]:
     figures: dict[str, Any] = {"onnx_threads": THREADS, "load_average_1min": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         path = export(model, Path(tmp) / "model.onnx")
-        chosen = {"chosen": session(path, THREADS, Variant())}
+        chosen = {
+            "chosen": session(path, THREADS, Variant()),
+            "spinning": session(path, THREADS, STUDY["spinning"]),  # the SPIN trade-off
+        }
         diffs = [parity(chosen["chosen"], model, size) for size in (*SIZES, 64)]
         peaks = []
         for size in SIZES:
             gflop = model_gflop(model, size)
             ms = timed(model, chosen, size, THREADS, time.perf_counter)
             figures |= _ratios(f"_{size}", ms, gflop) | {f"model_gflop_{size}": gflop}
+            figures[f"ort_spinning_ms_{size}"] = ms["spinning"]
             peaks.append(ms["peak_gflops"])
         single = {"chosen": session(path, 1, Variant())}
         size = SIZES[0]
@@ -215,10 +219,11 @@ def study(size: int = 256) -> dict[str, dict[str, float]]:
         cpu = timed(model, narrow, size, 1, time.thread_time)
         diffs = {name: parity(sess, model, 64)[0] for name, sess in wide.items()}
     rows = {name: {"wall_ms": wall[name]} for name in ("torch", *STUDY)}
-    for name, ms in cpu.items():
-        rows.setdefault(name, {})["cpu_ms_1thread"] = ms
+    for name in ("torch", *narrow):
+        rows[name]["cpu_ms_1thread"] = cpu[name]
     for name, diff in diffs.items():
         rows[name]["max_abs_diff"] = diff
+    rows["matmul_peak"] = {"wall_gflops": wall["peak_gflops"], "cpu_gflops": cpu["peak_gflops"]}
     return rows
 
 

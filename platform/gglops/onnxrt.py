@@ -1,16 +1,20 @@
 """onnxruntime CPU sessions for GGL-Net with the settings measured fastest at parity.
 
-What mattered (bench/onnx_tuning.py, batch 1, fp32, parity ≤ 1e-5 throughout):
+Measured with bench/onnx_tuning.py (batch 1, fp32, 256², this 2-core AMD EPYC; parity
+≤ 5e-6 and identical masks in every variant):
 - ORT_ENABLE_ALL: its NCHWc layout pass (blocked convs with fused bias/ReLU/residual add)
-  runs the model ~1.3× faster than ORT_ENABLE_EXTENDED. Conv is ~86% of the time after it.
+  is ~1.3× faster than ORT_ENABLE_EXTENDED (1-thread CPU time 215 vs 280 ms). After it, conv
+  is ~86% of the time and runs at the matmul peak of one core; the rest is SE/gate glue.
 - Intra-op threads = the CPUs this process may use, one inter-op thread, sequential mode
-  (the graph is a chain; ORT_PARALLEL was slower). No spinning: on a machine shared with
-  other work, spinning workers steal the cores the convs need (see `SPIN`).
-- Exporter and opset do not change the speed: both exporters fold BatchNorm into the convs,
-  and onnxruntime runs either graph in the same time. The legacy exporter (opset 17) exports
-  ~10× faster, so it is the recommendation (`export_kwargs`).
+  (ORT_PARALLEL was ~3× slower: the graph is essentially a chain).
+- Spinning off by default (`SPIN`): with other work on the cores it is 1.3–2× faster and
+  leaves CPU to that work; on an idle machine spinning is ~15% faster (`spin=True`).
+- Exporter and opset do not change the speed: both fold BatchNorm into the convs, and
+  onnxruntime runs either graph in the same time (1 and 2 threads). The legacy exporter
+  (opset 17) exports ~10× faster, so it is the recommendation (`export_kwargs`).
 - The gradient branch (Pad/Slice/Sub/Mul/Sqrt) is < 0.1% of the time; a fixed-kernel conv
-  form computes bit-identical values but is slower in eager, so the model keeps its formula.
+  form is bit-identical but slower in eager and fuses no better, so the model keeps it.
+- Denormals-as-zero changed nothing; `optimize_onnx` only shortens session creation (~15%).
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from gglops.errors import UsageError
 
 PROVIDERS = ["CPUExecutionProvider"]
 OPSET = 17
-# Spinning keeps idle intra-op workers busy-waiting between ops: a few % faster on an idle
-# machine, much slower when other processes compete for the same cores (measured both).
+# Spinning keeps idle intra-op workers busy-waiting between ops: ~15% faster on an idle
+# machine, 1.3–2× slower when other processes compete for the same cores (measured both).
 SPIN = False
 SPIN_KEY = "session.intra_op.allow_spinning"
 

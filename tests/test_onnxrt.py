@@ -110,5 +110,5 @@ def test_bad_inputs_are_one_line_usage_errors(tmp_path: Path) -> None:
         onnxrt.optimize_onnx(garbage, tmp_path / "out.onnx")
     assert not (tmp_path / "out.onnx").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.onnx"]
-    with pytest.raises(UsageError, match="threads must be >= 1"):
-        onnxrt.session_options(0)
+    with pytest.raises(UsageError, match="threads must be >= 1, got 0"):
+        onnxrt.create_session(garbage, threads=0)

@@ -57,15 +57,16 @@ def session_options(threads: int | None = None, *, spin: bool = SPIN) -> Any:
     return options
 
 
-def create_session(path: Path | str, threads: int | None = None) -> Any:
+def create_session(path: Path | str, threads: int | None = None, *, spin: bool = SPIN) -> Any:
     """A CPU InferenceSession on `path`; a missing or unreadable file is a UsageError."""
     import onnxruntime as ort
 
     source = Path(path)
     if not source.is_file():
         raise UsageError(f"{source}: no such ONNX file")
+    options = session_options(threads, spin=spin)
     try:
-        return ort.InferenceSession(str(source), session_options(threads), providers=PROVIDERS)
+        return ort.InferenceSession(str(source), options, providers=PROVIDERS)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise UsageError(f"{source}: onnxruntime cannot load it ({str(exc)[:200]})") from None
 

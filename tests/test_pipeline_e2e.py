@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 TINY = {
-    "synth": {"n": 16, "size": 32, "seed": 3},
+    "synth": {"n": 16, "size": 64, "seed": 3},
     "data": {"image_size": 32},
     "model": {"width_mult": 0.25},
     "train": {"epochs": 2, "batch_size": 4, "deterministic": True},

@@ -90,6 +90,9 @@ def test_default_pipeline_end_to_end(project: Path, stack, tmp_path: Path) -> No
     }
     assert {f"models/gglnet/{version}/model.onnx", f"models/gglnet/{version}/manifest.json"} <= keys
 
+    git = ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@localhost"]
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True, capture_output=True)
+    subprocess.run([*git, "commit", "-qm", "repro"], cwd=project, check=True, capture_output=True)
     second = _run([str(BIN / "dvc"), "repro"], project, env)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Running stage" not in second.stdout, second.stdout

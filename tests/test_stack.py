@@ -138,6 +138,19 @@ def test_status_reports_a_ray_head(ray_head) -> None:
     print(f"Ray head start: {ray_head.startup_s:.1f} s")
 
 
+def test_env_lets_ray_clients_join_the_head(ray_head) -> None:
+    # What `make demo` does: stages see only `stack env`, and Ray's token auth must pass.
+    env = _stack_env(ray_head.stack_dir, ray_head.config.ports, Path("/nonexistent"))
+    env = {k: v for k, v in env.items() if not k.startswith("RAY_")}
+    probe = "import ray; ray.init(); print('cpus', int(ray.cluster_resources()['CPU']))"
+    script = f'eval "$({" ".join(GGLOPS)} stack env)" && {sys.executable} -c "{probe}"'
+    done = subprocess.run(
+        ["bash", "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"cpus {ray_head.config.ray_cpus}" in done.stdout
+
+
 def test_down_stops_only_what_up_started(cli_stack: CliStack, reliability) -> None:
     # A foreign process: on the (unused) Ray dashboard port, and named by a forged pid file.
     port = int(cli_stack.env["GGLOPS_RAY_DASHBOARD_URL"].rsplit(":", 1)[1])

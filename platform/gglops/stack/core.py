@@ -176,5 +176,7 @@ class Stack:
                 "GGLOPS_RAY_ADDRESS": cfg.ray_gcs,
                 "RAY_ADDRESS": cfg.ray_gcs,
                 "GGLOPS_RAY_DASHBOARD_URL": cfg.ray_dashboard,
+                # The head runs with token auth; Ray's clients send the token only in this mode.
+                "RAY_AUTH_MODE": "token",
             }
         return env

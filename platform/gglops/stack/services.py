@@ -241,6 +241,10 @@ class RayService(Service):
             f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats",
         ]  # fmt: skip
 
+    def env(self) -> dict[str, str]:
+        # Explicit, so that the head and the clients of `gglops stack env` always agree.
+        return base_env() | {"RAY_AUTH_MODE": "token"}
+
     def prepare(self) -> None:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
 

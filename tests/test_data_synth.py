@@ -112,3 +112,12 @@ def test_manifest_is_stable_and_detects_changes(tmp_path: Path) -> None:
     moved = build_manifest(b)
     assert moved.splits["test"].checksum != base.splits["test"].checksum
     assert moved.data_hash != base.data_hash
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_small_images_hold_every_target(tmp_path: Path, seed: int) -> None:
+    # At 32 px the largest (80 px) targets used to leave no room for a centre.
+    root = synthesize(tmp_path / "d", n=24, size=32, seed=seed)
+    masks = sorted((root / "masks").glob("*.png"))
+    assert len(masks) == 24
+    assert all(np.asarray(Image.open(m)).any() for m in masks)

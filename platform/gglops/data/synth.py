@@ -101,6 +101,10 @@ def _target_profile(rng: np.random.Generator, size: int) -> np.ndarray:
     aspect = rng.uniform(0.6, 1.6)
     sigma = math.sqrt(area / _AREA_PER_SIGMA2)
     sx, sy = max(sigma * aspect, 0.3), max(sigma / aspect, 0.3)
+    # Small images (32 px) cannot hold the largest targets: shrink them to fit, so that
+    # the centre range below is never empty. From 64 px up nothing changes.
+    shrink = min(1.0, (size / 2 - 3) / (3 * max(sx, sy)))
+    sx, sy = sx * shrink, sy * shrink
     margin = 2 + 3 * max(sx, sy)
     cy, cx = rng.uniform(margin, size - 1 - margin, 2)
     theta = rng.uniform(0, math.pi)

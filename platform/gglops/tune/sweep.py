@@ -31,7 +31,6 @@ from gglops.train.storage import (
     new_run_name,
     resolve_storage,
 )
-from gglops.train.trainer import CPUS_PER_WORKER
 from gglops.tune import outputs, runs
 from gglops.tune import space as spaces
 from gglops.tune.models import TrialStatus, TrialSummary, TuneRequest, TuneResult
@@ -65,7 +64,7 @@ def run_tuning(request: TuneRequest, settings: Settings) -> TuneResult:
     check_writable(storage)
     sweep = _sweep_name(storage, params, request)
     connect_ray(settings, params.tune.workers_per_trial + 1)
-    check_capacity(params.tune.workers_per_trial, params.train.use_gpu, CPUS_PER_WORKER)
+    check_capacity(params.tune.workers_per_trial, params.train.use_gpu, params.tune.cpus_per_worker)
     lineage = _lineage(params, data_root)
     parent_id = runs.parent_run(settings, sweep, params, space, lineage)
     ctx = TrialContext(

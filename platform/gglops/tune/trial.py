@@ -74,6 +74,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
         callbacks=[EpochReportCallback()],
         storage=ctx.runs,
         echo=False,
+        cpus_per_worker=ctx.params.tune.cpus_per_worker,
     )
     trainer.fit()
     tracking.end_run(ctx.settings.mlflow_tracking_uri, run_id)

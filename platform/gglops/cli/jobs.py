@@ -10,7 +10,7 @@ import typer
 def submit(
     command: Annotated[list[str], typer.Argument(help="Command to run on the cluster.")],
     address: Annotated[
-        str | None, typer.Option(help="Ray dashboard/Jobs URL (else GGLOPS_RAY_ADDRESS).")
+        str | None, typer.Option(help="Ray dashboard/Jobs URL (else GGLOPS_RAY_DASHBOARD_URL).")
     ] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Submit and return.")] = False,
 ) -> int:

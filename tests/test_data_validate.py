@@ -77,7 +77,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], Path], str]] = {
 
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
 def test_each_corruption_is_exactly_one_problem(
-    synth_data: Path, tmp_path: Path, name: str
+    synth_data: Path, tmp_path: Path, name: str, reliability
 ) -> None:
     corrupt, message = CORRUPTIONS[name]
     root = _copy(synth_data, tmp_path)
@@ -86,6 +86,8 @@ def test_each_corruption_is_exactly_one_problem(
     assert [p.line() for p in report.problems] == [f"{path}: {p.message}" for p in report.problems]
     assert len(report.problems) == 1, report.problems
     assert report.problems[0].path == path and message in report.problems[0].message
+    line = report.problems[0].line().removeprefix(f"{root}/")
+    reliability(f"corrupt dataset: {name}", f"exactly one problem, naming the file: {line}")
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -97,7 +99,7 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_reports_every_problem_and_exits_2(synth_data: Path, tmp_path: Path) -> None:
+def test_cli_reports_every_problem_and_exits_2(synth_data: Path, tmp_path: Path, reliability):
     root = _copy(synth_data, tmp_path)
     corrupt = [_truncate, _not_an_image, _missing_mask, _size_mismatch, _entry_without_files]
     paths = [c(root) for c in corrupt]
@@ -107,6 +109,9 @@ def test_cli_reports_every_problem_and_exits_2(synth_data: Path, tmp_path: Path)
     lines = result.stderr.strip().splitlines()
     assert lines[-1] == f"{len(paths)} problem(s) in {root}"
     assert sorted(line.split(": ", 1)[0] for line in lines[:-1]) == sorted(map(str, paths))
+    summary = lines[-1].replace(str(root), "ROOT")
+    observed = f"exit {result.returncode}; one line per file, then '{summary}'"
+    reliability("five corruptions at once (`gglops data validate`)", observed)
 
 
 def test_cli_clean_set_prints_summary(synth_data: Path) -> None:
@@ -118,7 +123,25 @@ def test_cli_clean_set_prints_summary(synth_data: Path) -> None:
     assert "│ 19 " in result.stdout and "│ 5 " in result.stdout  # 24 images, 80/20
 
 
-def test_cli_unreadable_layout_is_one_line(tmp_path: Path) -> None:
-    result = _run(tmp_path, "--layout", "dnanet")
+# A tree read with the wrong --layout/--split: (args, the file the line names, message).
+WRONG_LAYOUTS: dict[str, tuple[list[str], str, str]] = {
+    "empty folder": (["--layout", "dnanet"], "", "no split of the dnanet layout found"),
+    "nuaa-sirst tree read as irstd-1k": (["--layout", "irstd-1k"], "trainval.txt", "not found"),
+    "unknown layout name": (["--layout", "nudt"], "", "unknown layout 'nudt'"),
+    "split that does not exist": (["--split", "idx_999"], "", "split 'idx_999' not found"),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG_LAYOUTS))
+def test_cli_wrong_layout_is_one_line(
+    synth_data: Path, tmp_path: Path, case: str, reliability
+) -> None:
+    args, named, message = WRONG_LAYOUTS[case]
+    root = tmp_path if case == "empty folder" else synth_data
+    result = _run(root, *args)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert str(tmp_path) in result.stderr.splitlines()[0]
+    problem, summary = result.stderr.strip().splitlines()
+    assert problem.startswith(f"{root / named}: ") and message in problem, problem
+    assert summary == f"1 problem(s) in {root}"
+    shown = problem.replace(str(root), "ROOT")
+    reliability(f"wrong layout: {case}", f"exit {result.returncode}; {shown}")

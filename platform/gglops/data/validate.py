@@ -6,6 +6,7 @@ returns the exit code: 0 clean (summary table on stdout), 2 with problems (stder
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 from collections import Counter
@@ -146,12 +147,16 @@ def validate_dataset(
     try:
         index = resolve_layout(Path(root), layout, split)
     except DataError as exc:
-        return ValidationReport(root=Path(root), problems=[Problem(Path(root), _strip(exc, root))])
+        return ValidationReport(root=Path(root), problems=[_layout_problem(exc, Path(root))])
     return validate_index(index)
 
 
-def _strip(exc: DataError, root: Path) -> str:
-    return str(exc).removeprefix(f"{root}: ")
+def _layout_problem(exc: DataError, root: Path) -> Problem:
+    """The error's own path when it names one under root (a missing split file), else root."""
+    head, sep, rest = str(exc).partition(": ")
+    if sep and (head == str(root) or head.startswith(f"{root}{os.sep}")):
+        return Problem(Path(head), rest)
+    return Problem(root, str(exc))
 
 
 # --- printing -------------------------------------------------------------------------------

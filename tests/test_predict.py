@@ -12,6 +12,7 @@ from test_registry import run_cli
 
 from gglnet import GGLNet
 from gglops.export import export_onnx
+from gglops.inference import pad_to_multiple
 from gglops.modelio import save_bundle
 from gglops.predict import BOX_COLOUR, overlay, target_boxes
 
@@ -29,7 +30,9 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("kind", ["onnx", "bundle"])
-def test_odd_size_image_gives_same_size_mask_and_overlay(models, kind, tmp_path, capsys):
+def test_odd_size_image_gives_same_size_mask_and_overlay(
+    models, kind, tmp_path, capsys, reliability
+):
     rng = np.random.default_rng(0)
     image = tmp_path / "frame.png"
     Image.fromarray(rng.integers(0, 255, (213, 300), dtype=np.uint8)).save(image)
@@ -39,6 +42,12 @@ def test_odd_size_image_gives_same_size_mask_and_overlay(models, kind, tmp_path,
     over = Image.open(tmp_path / "frame_overlay.png")
     assert mask.shape == (213, 300) and set(np.unique(mask)) <= {0, 255}
     assert over.size == (300, 213) and over.mode == "RGB"
+    padded, _ = pad_to_multiple(np.zeros((3, 213, 300), np.float32))
+    observed = f"exit {code}; padded to {padded.shape[1]}x{padded.shape[2]}, cropped back"
+    reliability(
+        f"predict on a 213x300 image (not /16), {kind}",
+        f"{observed}: mask {mask.shape[0]}x{mask.shape[1]}, overlay {over.height}x{over.width}",
+    )
 
 
 def test_overlay_boxes_each_target() -> None:
@@ -53,9 +62,11 @@ def test_overlay_boxes_each_target() -> None:
     assert not red[11, 21]  # the target itself is not painted over
 
 
-def test_unreadable_image_is_exit_2_naming_it(models, tmp_path, capsys) -> None:
+def test_unreadable_image_is_exit_2_naming_it(models, tmp_path, capsys, reliability) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
     code, out = run_cli(["predict", str(models["onnx"]), str(bad), "--out", str(tmp_path)], capsys)
     assert code == 2 and "broken.png" in out
     assert not list(tmp_path.glob("*_mask.png"))
+    line = out.strip().replace(str(tmp_path), "TMP")
+    reliability("predict on a file that is not an image", f"exit {code}; no mask written; {line}")

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 
 import pytest
 from test_registry import calibrated_model, logged_run, run_cli
 
-from gglops.report import published_row
+from gglops.report import (
+    Bullets,
+    Figure,
+    Section,
+    Table,
+    Text,
+    published_row,
+    render_html,
+    render_markdown,
+)
 from gglops.settings import load_settings
 
 SECTIONS = (
-    "## Lineage",
-    "## Data",
-    "## Evaluation policy",
-    "## Metric definitions",
-    "## Metrics (test split)",
-    "## Precision/recall curve",
-    "## Example overlays",
-    "## Parameters (from the training run)",
+    "Lineage",
+    "Reproducibility",
+    "Data",
+    "Resize and evaluation policy",
+    "Metric definitions",
+    "Metrics (test split)",
+    "Precision/recall curve",
+    "Example overlays",
+    "Parameters (from the training run)",
 )
 
 
@@ -26,6 +38,22 @@ def test_published_numbers_by_dataset_and_split() -> None:
     assert published_row("NUAA-SIRST", "idx_320")[1:] == (0.795, 0.768, 0.990, 7.07)
     assert published_row("irstd-1k", None)[0] == "IRSTD-1k 800:201"
     assert published_row("synthetic-sirst", "idx_427") is None
+
+
+def test_markdown_and_html_render_the_same_blocks() -> None:
+    sections = [
+        Section("One", (Text("a `x<y` and **bold**"), Bullets(("i", "j")))),
+        Section("Two", (Table(("k", "v"), (("a|b", "`1`"),)), Figure("p.png", "alt", "cap"))),
+    ]
+    md, page = render_markdown("T", sections), render_html("T", sections)
+    assert md == (
+        "# T\n\n## One\n\na `x<y` and **bold**\n\n- i\n- j\n\n## Two\n\n"
+        "| k | v |\n|---|---|\n| a\\|b | `1` |\n\n![alt](p.png) cap\n"
+    )
+    assert "<p>a <code>x&lt;y</code> and <strong>bold</strong></p>" in page
+    assert "<ul><li>i</li><li>j</li></ul>" in page and "<td>a|b</td><td><code>1</code></td>" in page
+    assert '<figure><img src="p.png" alt="alt"><figcaption>cap</figcaption></figure>' in page
+    assert re.findall(r"<h2>(.*?)</h2>", page) == ["One", "Two"]
 
 
 @pytest.mark.integration
@@ -41,13 +69,24 @@ def test_report_of_a_registered_version(stack_env, synth_data, tmp_path, monkeyp
 
     code, out = run_cli(["report", version, "--out", str(tmp_path / "report")], capsys)
     assert code == 0, out
-    text = (tmp_path / "report" / "report.md").read_text()
-    for section in SECTIONS:
-        assert section in text, section
-    assert build_manifest(synth_data, "nuaa-sirst", "idx_427").data_hash in text
+    folder = tmp_path / "report"
+    text, page = (folder / "report.md").read_text(), (folder / "report.html").read_text()
+    assert re.findall(r"^## (.*)$", text, re.M) == list(SECTIONS)
+    assert re.findall(r"<h2>(.*?)</h2>", page) == list(SECTIONS)
+
+    manifest = build_manifest(synth_data, "nuaa-sirst", "idx_427")
+    assert manifest.data_hash in text and manifest.data_hash in page
+    for split in manifest.splits.values():  # the split checksums are the manifest's
+        assert f"| {split.count} | `{split.checksum}` |" in text
+        assert f"<td>{split.count}</td><td><code>{split.checksum}</code></td>" in page
+    assert json.loads((folder / "data_manifest.json").read_text()) == manifest.model_dump()
     assert "matches the hash recorded" in text and run_id in text and "0" * 40 in text
+    assert "`train.seed = 42`" in text and "`train.deterministic = False`; off" in text
+    assert "`data.fit = resize`" in text and "resized to 256×256" in text
     assert "counts 0" in text and "original resolution" in text and "8-connected" in text
-    assert "| train.lr | `0.003` |" in text or "| train.lr |" in text
-    assert (tmp_path / "report" / "pr_curve.png").stat().st_size > 1000
-    overlays = sorted(p.name for p in (tmp_path / "report" / "overlays").glob("*_overlay.png"))
+    assert "| train.lr | `0.0001` |" in text and "<td>train.lr</td>" in page
+    assert "| this model (v" in text and "GGL-Net published (NUAA-SIRST 341:86)" not in text
+    assert (folder / "pr_curve.png").stat().st_size > 1000 and 'src="pr_curve.png"' in page
+    overlays = sorted(p.name for p in (folder / "overlays").glob("*_overlay.png"))
     assert len(overlays) == 3 and all(f"(overlays/{o})" in text for o in overlays)
+    assert all(f'src="overlays/{o}"' in page for o in overlays)

@@ -1,43 +1,68 @@
-"""`gglops report VERSION`: a reproducibility report of one registered version (report.md).
+"""`gglops report VERSION`: a reproducibility report of one registered version.
 
 It re-evaluates the version on its recorded test split (so the numbers, the PR curve and the
 overlays come from the same run), and states every convention the numbers depend on:
-metric definitions, Fa denominator, nIoU's empty-image rule, threshold, resolution.
+metric definitions, Fa denominator, nIoU's empty-image rule, threshold, resolution, the
+training resize policy, the seed and the deterministic flag.
+
+The content is built once as a list of `Section`s of typed blocks; report.md and report.html
+are two renderings of it (a tiny hand-written renderer, no Markdown package), written beside
+the PR curve, the overlays and the full data manifest (data_manifest.json).
 """
 
 from __future__ import annotations
 
+import html
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from gglops.data.manifest import DataManifest
 from gglops.evaluate import EvalResult, Evaluation
+from gglops.predict import Prediction
 from gglops.settings import Settings
 
 N_OVERLAYS = 3
 PR_PNG = "pr_curve.png"
+MANIFEST_JSON = "data_manifest.json"
 
-METRIC_DEFINITIONS = """\
-- **mIoU**: total intersection over total union, summed over all pixels of the split.
-- **nIoU**: the mean over images of each image's IoU; an image with neither a target nor a
-  prediction counts 0, as the literature's code does.
-- **Pd**: target-level detection rate. True and predicted targets are 8-connected
-  components; a true target is detected when some not-yet-matched predicted component has
-  its centroid within 3 pixels (strictly less) of the true centroid; each predicted
-  component matches at most once. Pd = detected targets / all true targets.
-- **Fa**: pixels of predicted components that matched no true target, divided by all pixels
-  of the split at the images' true sizes (BasicIRSTD's convention; MSDA-Net divides by
-  resized sizes, DNANet by 256×256×N). Shown ×10⁻⁶.
-- Threshold 0.5 on the output probabilities.
-"""
+METRIC_DEFINITIONS = (
+    "**mIoU**: total intersection over total union, summed over all pixels of the split.",
+    "**nIoU**: the mean over images of each image's IoU; an image with neither a target nor a "
+    "prediction counts 0, as the literature's code does.",
+    "**Pd**: target-level detection rate. True and predicted targets are 8-connected "
+    "components; a true target is detected when some not-yet-matched predicted component has "
+    "its centroid within 3 pixels (strictly less) of the true centroid; each predicted "
+    "component matches at most once. Pd = detected targets / all true targets.",
+    "**Fa**: pixels of predicted components that matched no true target, divided by all "
+    "pixels of the split at the images' true sizes (BasicIRSTD's convention; MSDA-Net divides "
+    "by resized sizes, DNANet by 256×256×N). Shown ×10⁻⁶.",
+    "Threshold 0.5 on the output probabilities.",
+)
 
-EVAL_POLICY = """\
-Images are evaluated at their **original resolution**: each image is zero-padded at the
-bottom/right to a multiple of 16, predicted, and the prediction is cropped back before the
-metrics are computed. No resizing.
-"""
+EVAL_POLICY = (
+    "**Evaluation**: images are evaluated at their **original resolution**: each image is "
+    "zero-padded at the bottom/right to a multiple of 16, predicted, and the prediction is "
+    "cropped back before the metrics are computed. No resizing."
+)
+
+# How training fitted images to data.image_size (params `data.fit`).
+TRAIN_FIT = {
+    "resize": "each image and mask bilinearly resized to {size}×{size} (the mask re-binarised "
+    "at 0.5), as the reference recipe does",
+    "pad": "each image zero-padded at the bottom/right up to {size} px, then a random "
+    "{size}×{size} crop; no rescaling",
+}
+
+DETERMINISM = {
+    "True": "on: with the same seed and data, two CPU runs give identical metrics (checked by "
+    "tests/test_train.py::test_same_seed_gives_identical_metrics)",
+    "False": "off: the seed fixes initial weights, shuffling and augmentations, but "
+    "non-deterministic kernels may change the last digits between runs",
+}
 
 # Published GGL-Net results (MSDA-Net README re-runs): IoU, nIoU, Pd, Fa×1e-6, by dataset/split.
 PUBLISHED: dict[tuple[str, str | None], tuple[str, float, float, float, float]] = {
@@ -57,6 +82,116 @@ class VersionInfo(BaseModel):
     aliases: list[str]
     tags: dict[str, str]
     params: dict[str, str]
+
+
+# --- the section model and its two renderings ------------------------------------------------
+
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def inline_html(text: str) -> str:
+    """The inline Markdown this report uses (`code`, **bold**) as HTML, everything escaped."""
+    escaped = html.escape(text, quote=False)
+    return _BOLD.sub(r"<strong>\1</strong>", _CODE.sub(r"<code>\1</code>", escaped))
+
+
+@dataclass(frozen=True)
+class Text:
+    markdown: str
+
+    def md(self) -> str:
+        return self.markdown
+
+    def html(self) -> str:
+        return f"<p>{inline_html(self.markdown)}</p>"
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[str, ...]
+
+    def md(self) -> str:
+        return "\n".join(f"- {item}" for item in self.items)
+
+    def html(self) -> str:
+        return "<ul>" + "".join(f"<li>{inline_html(i)}</li>" for i in self.items) + "</ul>"
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+    def md(self) -> str:
+        lines = [_md_row(self.header), "|" + "---|" * len(self.header)]
+        return "\n".join(lines + [_md_row(row) for row in self.rows])
+
+    def html(self) -> str:
+        head = "".join(f"<th>{inline_html(c)}</th>" for c in self.header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{inline_html(c)}</td>" for c in row) + "</tr>"
+            for row in self.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+@dataclass(frozen=True)
+class Figure:
+    src: str  # relative to the report's folder
+    alt: str
+    caption: str = ""
+
+    def md(self) -> str:
+        return f"![{self.alt}]({self.src}) {self.caption}".rstrip()
+
+    def html(self) -> str:
+        src, alt = html.escape(self.src), html.escape(self.alt)
+        caption = f"<figcaption>{inline_html(self.caption)}</figcaption>" if self.caption else ""
+        return f'<figure><img src="{src}" alt="{alt}">{caption}</figure>'
+
+
+Block = Text | Bullets | Table | Figure
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    blocks: tuple[Block, ...]
+
+
+def _md_row(cells: tuple[str, ...]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def render_markdown(title: str, sections: list[Section]) -> str:
+    parts = [f"# {title}"]
+    for section in sections:
+        parts += [f"## {section.title}", *(block.md() for block in section.blocks)]
+    return "\n\n".join(parts) + "\n"
+
+
+HTML_STYLE = (
+    "body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.4}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em}"
+    "figure{display:inline-block;margin:.5em}img{max-width:100%}"
+)
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for section in sections:
+        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        body += [block.html() for block in section.blocks]
+    head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{HTML_STYLE}</style>"
+    return (
+        f"<!DOCTYPE html>\n<html><head>{head}</head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+# --- gathering -------------------------------------------------------------------------------
 
 
 def published_row(dataset: str, split: str | None) -> tuple[str, float, float, float, float] | None:
@@ -80,51 +215,6 @@ def _version_info(settings: Settings, version: str) -> VersionInfo:
     )
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _metrics_section(result: EvalResult, info: VersionInfo) -> str:
-    rows = [
-        [
-            f"this model (v{info.version}), original resolution",
-            f"{result.miou:.3f}",
-            f"{result.niou:.3f}",
-            f"{result.pd:.3f}",
-            f"{result.fa_per_million:.2f}",
-        ]
-    ]
-    note = ""
-    row = published_row(info.tags.get("dataset", ""), result.split)
-    if row is not None:
-        label, *values = row
-        rows.append([f"GGL-Net published ({label})", *(f"{v:g}" for v in values)])
-        note = (
-            "\nThe published numbers were measured on **resized** images (256 or 512 px) by the "
-            "authors' code; ours are at original resolution, so they are not strictly comparable.\n"
-        )
-    head = ["model", "mIoU", "nIoU", "Pd", "Fa (×10⁻⁶)"]
-    counts = f"\n{result.n_images} test images, {result.n_targets} targets.\n"
-    return _table(head, rows) + counts + note
-
-
-def _data_section(info: VersionInfo, result: EvalResult) -> str:
-    from gglops.data.manifest import build_manifest
-
-    manifest = build_manifest(Path(result.data_root), result.layout, result.split)
-    recorded = info.tags.get("data_hash", "(not recorded)")
-    match = "matches" if recorded == manifest.data_hash else "**differs from**"
-    rows = [[name, s.count, f"`{s.checksum}`"] for name, s in manifest.splits.items()]
-    return (
-        f"- root: `{result.data_root}` (layout `{manifest.layout}`, split `{manifest.split}`)\n"
-        f"- data_hash: `{manifest.data_hash}` ({match} the hash recorded at training, "
-        f"`{recorded}`)\n- files hashed: {len(manifest.files)}\n\n"
-        + _table(["split", "images", "sha256 of sorted stems"], rows)
-    )
-
-
 def _plot_pr(evaluation: Evaluation, path: Path) -> None:
     import matplotlib
 
@@ -141,75 +231,147 @@ def _plot_pr(evaluation: Evaluation, path: Path) -> None:
     plt.close(fig)
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def write_report(version: str, out: Path, settings: Settings) -> Path:
-    """Write `out/report.md` (+ PR curve PNG and overlays); returns the report path."""
+    """Write `out/report.md` and `out/report.html` (+ PR curve, overlays, data manifest);
+    returns the Markdown path."""
     from gglops.data.layouts import resolve_layout
+    from gglops.data.manifest import manifest_of
     from gglops.evaluate import evaluate_samples, prob_fn_for, result_of
     from gglops.predict import predict_one
     from gglops.registry import recorded_split
+    from gglops.tracking import download_model_bundle
 
     info = _version_info(settings, version)
     data = recorded_split(info.tags, None, version)
     index = resolve_layout(data.root, data.layout, data.split)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gglops-report-") as tmp:
-        from gglops.tracking import download_model_bundle
-
         uri = f"models:/{info.name}/{version}"
         bundle = download_model_bundle(uri, settings.mlflow_tracking_uri, Path(tmp))
         fn = prob_fn_for(bundle)
         evaluation = evaluate_samples(fn, index.test)
-        overlays = [predict_one(fn, s.image, out / "overlays") for s in _first(index.test)]
+        overlays = [predict_one(fn, s.image, out / "overlays") for s in index.test[:N_OVERLAYS]]
     result = result_of(evaluation, index, uri)
+    manifest = manifest_of(index)
     _plot_pr(evaluation, out / PR_PNG)
-    text = _render(info, result, overlays)
-    path = out / "report.md"
-    tmp_path = path.with_name(".report.md.tmp")
-    tmp_path.write_text(text)
-    tmp_path.replace(path)
-    return path
+    _write_atomic(out / MANIFEST_JSON, manifest.model_dump_json(indent=2) + "\n")
+    sections = build_sections(info, result, manifest, overlays)
+    title = f"Reproducibility report: {info.name} version {info.version}"
+    _write_atomic(out / "report.html", render_html(title, sections))
+    _write_atomic(out / "report.md", render_markdown(title, sections))
+    return out / "report.md"
 
 
-def _first(samples: list) -> list:
-    return samples[:N_OVERLAYS]
+# --- the sections ----------------------------------------------------------------------------
 
 
-def _render(info: VersionInfo, result: EvalResult, overlays: list) -> str:
-    tags = info.tags
-    lineage = [[k, f"`{tags.get(k, '-')}`"] for k in ("git_commit", "dataset", "params_hash")]
-    onnx = [[k, f"`{tags.get(k, '-')}`"] for k in ("onnx_uri", "onnx_sha256")]
-    params = [[k, f"`{v}`"] for k, v in sorted(info.params.items())]
-    images = "\n".join(
-        f"![{p.image.stem}](overlays/{p.overlay.name}) ({p.targets} target(s))" for p in overlays
+def _param(info: VersionInfo, key: str) -> str:
+    return info.params.get(key, "(not recorded)")
+
+
+def _kv_table(rows: list[tuple[str, str]], key: str = "item") -> Table:
+    return Table((key, "value"), tuple((k, f"`{v}`") for k, v in rows))
+
+
+def _lineage(info: VersionInfo) -> Section:
+    keys = ("git_commit", "dataset", "params_hash", "data_hash", "onnx_uri", "onnx_sha256")
+    return Section(
+        "Lineage",
+        (
+            Text(f"Run `{info.run_id}`; aliases: {', '.join(info.aliases) or 'none'}."),
+            _kv_table([(k, info.tags.get(k, "-")) for k in keys]),
+        ),
     )
-    aliases = ", ".join(info.aliases) or "none"
-    return f"""# Reproducibility report: {info.name} version {info.version}
 
-Run `{info.run_id}`; aliases: {aliases}.
 
-## Lineage
+def _reproducibility(info: VersionInfo) -> Section:
+    seed, flag = _param(info, "train.seed"), _param(info, "train.deterministic")
+    commit = info.tags.get("git_commit", "(not recorded)")
+    return Section(
+        "Reproducibility",
+        (
+            Bullets(
+                (
+                    f"seed: `train.seed = {seed}` (each Ray worker seeds with seed + rank)",
+                    f"deterministic: `train.deterministic = {flag}`; "
+                    + DETERMINISM.get(flag, "not recorded"),
+                    f"code: git commit `{commit}`; params: every value under Parameters below",
+                )
+            ),
+        ),
+    )
 
-{_table(["item", "value"], lineage + onnx)}
-## Data
 
-{_data_section(info, result)}
-## Evaluation policy
+def _data(info: VersionInfo, result: EvalResult, manifest: DataManifest) -> Section:
+    recorded = info.tags.get("data_hash", "(not recorded)")
+    match = "matches" if recorded == manifest.data_hash else "**differs from**"
+    rows = tuple((name, str(s.count), f"`{s.checksum}`") for name, s in manifest.splits.items())
+    facts = (
+        f"root: `{result.data_root}` (layout `{manifest.layout}`, split `{manifest.split}`)",
+        f"data_hash: `{manifest.data_hash}` ({match} the hash recorded at training, `{recorded}`)",
+        f"files hashed: {len(manifest.files)}; the full manifest (sha256 of every file): "
+        f"`{MANIFEST_JSON}`",
+    )
+    return Section(
+        "Data",
+        (Bullets(facts), Table(("split", "images", "sha256 of sorted stems"), rows)),
+    )
 
-{EVAL_POLICY}
-## Metric definitions
 
-{METRIC_DEFINITIONS}
-## Metrics (test split)
+def _policy(info: VersionInfo) -> Section:
+    fit, size = _param(info, "data.fit"), _param(info, "data.image_size")
+    how = TRAIN_FIT.get(fit, "not recorded").format(size=size)
+    training = f"**Training** (`data.fit = {fit}`, `data.image_size = {size}`): {how}."
+    return Section("Resize and evaluation policy", (Text(training), Text(EVAL_POLICY)))
 
-{_metrics_section(result, info)}
-## Precision/recall curve
 
-![PR curve]({PR_PNG})
+def _metrics(result: EvalResult, info: VersionInfo) -> Section:
+    rows = [
+        (
+            f"this model (v{info.version}), original resolution",
+            *(f"{v:.3f}" for v in (result.miou, result.niou, result.pd)),
+            f"{result.fa_per_million:.2f}",
+        )
+    ]
+    blocks: list[Block] = []
+    row = published_row(info.tags.get("dataset", ""), result.split)
+    if row is not None:
+        label, *values = row
+        rows.append((f"GGL-Net published ({label})", *(f"{v:g}" for v in values)))
+        blocks.append(
+            Text(
+                "The published numbers were measured on **resized** images (256 or 512 px) by "
+                "the authors' code; ours are at original resolution, so they are not strictly "
+                "comparable."
+            )
+        )
+    head = ("model", "mIoU", "nIoU", "Pd", "Fa (×10⁻⁶)")
+    counts = Text(f"{result.n_images} test images, {result.n_targets} targets.")
+    return Section("Metrics (test split)", (Table(head, tuple(rows)), counts, *blocks))
 
-## Example overlays
 
-{images}
-
-## Parameters (from the training run)
-
-{_table(["param", "value"], params)}"""
+def build_sections(
+    info: VersionInfo, result: EvalResult, manifest: DataManifest, overlays: list[Prediction]
+) -> list[Section]:
+    figures = tuple(
+        Figure(f"overlays/{p.overlay.name}", p.image.stem, f"({p.targets} target(s))")
+        for p in overlays
+    )
+    params = _kv_table(sorted(info.params.items()), key="param")
+    return [
+        _lineage(info),
+        _reproducibility(info),
+        _data(info, result, manifest),
+        _policy(info),
+        Section("Metric definitions", (Bullets(METRIC_DEFINITIONS),)),
+        _metrics(result, info),
+        Section("Precision/recall curve", (Figure(PR_PNG, "PR curve"),)),
+        Section("Example overlays", figures),
+        Section("Parameters (from the training run)", (params,)),
+    ]

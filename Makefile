@@ -13,8 +13,11 @@ $(BIN)/uv:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
 
+# Bytecode is compiled at install time: shells here set PYTHONDONTWRITEBYTECODE, and without
+# .pyc files every dvc/gglops/pytest start recompiles its imports (dvc repro no-op: 6 s → 1.7 s).
 $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip sync --python $(BIN)/python --find-links $(FIND_LINKS) requirements.lock
+	$(BIN)/uv pip sync --python $(BIN)/python --find-links $(FIND_LINKS) --compile-bytecode \
+		requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	touch $@
 

@@ -8,6 +8,10 @@ time-slicing by other processes barely moves: the figures to compare variants by
 
     python -m bench.onnx_tuning           # headline figures as JSON (what measure() returns)
     python -m bench.onnx_tuning --study   # also every variant, 256² only
+
+The headline figures run the product path: `gglops.export.export_onnx` and a session from
+`gglops.onnxrt.create_session`. The study adds the alternatives that were measured and not
+chosen (optimisation levels, spinning, parallel mode, the dynamo exporter, a saved graph).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ THREADS = 2
 REPS = 10
 SIZES = (256, 512)
 PEAK_N = 2048
-AXES = {0: "N", 2: "H", 3: "W"}
 Clock = Callable[[], float]
 
 
@@ -42,6 +45,7 @@ class Variant:
     spin: bool | None = None  # None: gglops.onnxrt.SPIN
     config: dict[str, str] = field(default_factory=dict)
     parallel: bool = False
+    graph: str = "legacy"  # which file: a key of the study's exported/saved graphs
 
 
 STUDY: dict[str, Variant] = {
@@ -50,44 +54,55 @@ STUDY: dict[str, Variant] = {
     "spinning": Variant(spin=True),
     "parallel_mode": Variant(parallel=True),
     "denormals_as_zero": Variant(config={"session.set_denormal_as_zero": "1"}),
+    "dynamo_export": Variant(graph="dynamo"),
+    "saved_extended_graph": Variant(graph="saved"),
 }
 
 
-def build_model() -> Any:
+def build_net() -> Any:
     """The default GGL-Net (seeded) with non-identity BatchNorms, so folding is exercised."""
     import torch
 
-    from gglnet import GGLNet, ProbabilityModel
+    from gglnet import GGLNet
 
     torch.manual_seed(0)
     net = GGLNet()
     for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
         bn.running_mean.uniform_(-0.2, 0.2)
         bn.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+def probability_model(net: Any) -> Any:
+    """What torch eager serves and what the ONNX file computes: sigmoid probabilities."""
+    from gglnet import ProbabilityModel
+
     return ProbabilityModel(net).eval()
 
 
-def export(model: Any, path: Path) -> Path:
-    """Export with the recommended options (gglops.onnxrt.export_kwargs), dynamic N/H/W."""
-    import torch
+def export(net: Any, path: Path, exporter: str = "legacy") -> Path:
+    """The product export (`gglops.export.export_onnx`: checked, dynamic N/H/W)."""
+    from gglops.export import export_onnx
 
-    from gglops.onnxrt import export_kwargs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter chatter
+        return export_onnx(net, path, exporter)
 
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer chatter
-        torch.onnx.export(
-            model,
-            (torch.rand(1, 3, 64, 64),),
-            str(path),
-            input_names=["image"],
-            output_names=["probs"],
-            dynamic_axes={"image": AXES, "probs": AXES},
-            **export_kwargs(),
-        )
-    return path
+
+def graphs(net: Any, tmp: Path) -> dict[str, Path]:
+    """The study's graph files: both exporters and the saved portable optimised graph."""
+    from gglops.onnxrt import optimize_onnx
+
+    legacy = export(net, tmp / "legacy.onnx")
+    return {
+        "legacy": legacy,
+        "dynamo": export(net, tmp / "dynamo.onnx", "dynamo"),
+        "saved": optimize_onnx(legacy, tmp / "saved.onnx"),
+    }
 
 
 def session(path: Path, threads: int, variant: Variant) -> Any:
+    """A study session; `Variant()` reproduces `gglops.onnxrt.create_session`."""
     import onnxruntime as ort
 
     from gglops import onnxrt
@@ -175,12 +190,15 @@ def measure() -> dict[str, Any]:
     """Chosen settings vs torch eager: wall at THREADS threads, 1-thread CPU time, parity."""
     import torch
 
-    model, previous = build_model(), torch.get_num_threads()
+    from gglops.onnxrt import create_session
+
+    net, previous = build_net(), torch.get_num_threads()
+    model = probability_model(net)
     figures: dict[str, Any] = {"onnx_threads": THREADS, "load_average_1min": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
-        path = export(model, Path(tmp) / "model.onnx")
+        path = export(net, Path(tmp) / "model.onnx")
         chosen = {
-            "chosen": session(path, THREADS, Variant()),
+            "chosen": create_session(path, THREADS),
             "spinning": session(path, THREADS, STUDY["spinning"]),  # the SPIN trade-off
         }
         diffs = [parity(chosen["chosen"], model, size) for size in (*SIZES, 64)]
@@ -191,7 +209,7 @@ def measure() -> dict[str, Any]:
             figures |= _ratios(f"_{size}", ms, gflop) | {f"model_gflop_{size}": gflop}
             figures[f"ort_spinning_ms_{size}"] = ms["spinning"]
             peaks.append(ms["peak_gflops"])
-        single = {"chosen": session(path, 1, Variant())}
+        single = {"chosen": create_session(path, 1)}
         size = SIZES[0]
         cpu = timed(model, single, size, 1, time.thread_time)
         figures |= _ratios(f"_{size}_1thread_cpu", cpu, figures[f"model_gflop_{size}"])
@@ -210,11 +228,14 @@ def measure() -> dict[str, Any]:
 
 def study(size: int = 256) -> dict[str, dict[str, float]]:
     """Every STUDY variant at `size`: wall ms at THREADS threads and 1-thread CPU ms."""
-    model = build_model()
+    net = build_net()
+    model = probability_model(net)
     with tempfile.TemporaryDirectory() as tmp:
-        path = export(model, Path(tmp) / "model.onnx")
-        wide = {name: session(path, THREADS, v) for name, v in STUDY.items()}
-        narrow = {name: session(path, 1, v) for name, v in STUDY.items() if not v.parallel}
+        paths = graphs(net, Path(tmp))
+        wide = {name: session(paths[v.graph], THREADS, v) for name, v in STUDY.items()}
+        narrow = {
+            name: session(paths[v.graph], 1, v) for name, v in STUDY.items() if not v.parallel
+        }
         wall = timed(model, wide, size, THREADS, time.perf_counter)
         cpu = timed(model, narrow, size, 1, time.thread_time)
         diffs = {name: parity(sess, model, 64)[0] for name, sess in wide.items()}

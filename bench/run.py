@@ -1,15 +1,16 @@
-"""`make bench`: run every benchmark in one process, write bench/results.json, a Markdown
-table (bench/results.md, also pasted into the README "Performance" section) and a PNG.
+"""`make bench`: run the benchmarks, merge their figures into bench/results.json, and write
+the table (bench/results.md, also pasted into the README "Performance" section) and a PNG.
 
 Each figure is a ratio or a pair measured in the same run, because these machines are
-noisy. `python -m bench.run --only onnx,loader` runs a subset; `--with-demo` adds the
-(10-minute) demo timing.
+noisy. `--only onnx,loader` reruns a subset: its figures replace the stored ones, the rest
+are kept, and every figure carries its own timestamp and machine. `--with-demo` also times
+`make demo` on a fresh clone (~10 min); without it the demo figure comes from the last
+recorded timing (bench/demo_timing.json), with its source.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -41,88 +42,199 @@ class Target:
         return f"{'≥' if self.higher_is_better else '≤'} {self.bound:g}"
 
 
-TARGETS: dict[str, Target] = {
-    "ray_train_throughput_ratio": Target(0.97),
-    "onnxruntime_speedup_vs_torch_256": Target(2.0),
-    "onnx_fraction_of_peak_256": Target(0.75),
-    "loader_vs_step_64": Target(2.0),
-    "loader_vs_step_256": Target(2.0),
-    "cli_help_s": Target(0.5, higher_is_better=False),
-    "dvc_repro_noop_s": Target(2.0, higher_is_better=False),
-    "fresh_setup_s": Target(180.0, higher_is_better=False),
-    "demo_s": Target(600.0, higher_is_better=False),
+@dataclass(frozen=True)
+class Figure:
+    """A headline figure of the table: how it is measured, and its target if it has one."""
+
+    how: str
+    target: Target | None = None
+
+
+AT_LEAST, AT_MOST = Target, lambda bound: Target(bound, higher_is_better=False)
+FIGURES: dict[str, Figure] = {
+    "ray_train_throughput_ratio": Figure(
+        "Ray Train (1 worker, 2 CPUs) ÷ bare torch loop, images/s; same model/data/batch/"
+        "steps; train+checkpoint+report, validation and epoch 0 excluded; median of 3 "
+        "alternating runs each",
+        AT_LEAST(0.97),
+    ),
+    "ray_train_phase_throughput_ratio": Figure(
+        "as above, training phase only (the rate `gglops train` prints)"
+    ),
+    "ray_startup_s": Figure("`fit()` called → first epoch starts (worker, DDP group, data)"),
+    "ray_init_s": Figure("`ray.init()` of a local cluster"),
+    "onnxruntime_speedup_vs_torch_256": Figure(
+        "torch eager ms ÷ ORT ms, batch 1, 256², 2 threads, interleaved, median of 10",
+        AT_LEAST(2.0),
+    ),
+    "onnxruntime_speedup_vs_torch_512": Figure("as above at 512²"),
+    "onnxruntime_speedup_vs_torch_256_1thread_cpu": Figure(
+        "as at 256², 1-thread CPU time (robust to other load)"
+    ),
+    "onnx_fraction_of_peak_256": Figure(
+        "FLOPs/image ÷ ORT latency ÷ fp32 2048² matmul peak, same run", AT_LEAST(0.75)
+    ),
+    "onnx_fraction_of_peak_512": Figure("as above at 512²"),
+    "onnx_max_abs_diff": Figure("max |ORT − torch| probability, 64², 256², 512²"),
+    "onnx_mask_mismatch_pixels": Figure("mask pixels (p > 0.5) that differ, same inputs"),
+    "loader_vs_step_64": Figure(
+        "training loader images/s (cached, full augmentation) ÷ default-model training step "
+        "images/s, batch 4, 64²",
+        AT_LEAST(2.0),
+    ),
+    "loader_vs_step_256": Figure("as above at 256²", AT_LEAST(2.0)),
+    "cli_help_s": Figure("median of 5 `gglops --help`", AT_MOST(0.5)),
+    "dvc_repro_noop_s": Figure(
+        "median of 3 no-op `dvc repro validate` in a fresh clone after a real repro "
+        "(synth + validate stages)",
+        AT_MOST(2.0),
+    ),
+    "dvc_repro_noop_full_s": Figure(
+        "no-op `dvc repro` of the whole pipeline right after the timed demo", AT_MOST(2.0)
+    ),
+    "fresh_setup_s": Figure(
+        "`make setup` into a new venv with an empty uv cache (from requirements.lock)",
+        AT_MOST(180.0),
+    ),
+    "demo_s": Figure("`make demo` in a fresh clone (see its source)", AT_MOST(600.0)),
+    "scaling_2_vs_1_workers": Figure(
+        "Ray Train images/s, 2 workers ÷ 1 worker, 1 CPU each (ideal 2; 2 cores in all)"
+    ),
+    "gpu_amp_channels_last_images_per_s": Figure(
+        "1 GPU, AMP + channels-last, default model, batch 8, 256²"
+    ),
 }
 
 
-def _platform_times(with_demo: bool) -> dict[str, Any]:
-    from bench import platform_times as pt
+def _platform(_: bool) -> dict[str, Any]:
+    from bench import platform_times
 
-    out: dict[str, Any] = {"cli_help_s": pt.cli_help_s(), "fresh_setup_s": pt.fresh_setup_s()}
-    noop = pt.dvc_repro_noop_s()
-    if noop is not None:
-        out["dvc_repro_noop_s"] = noop
-    if with_demo:
-        out["demo_s"] = pt.demo_s()
-    return out
+    return platform_times.measure()
 
 
-def _module_measure(name: str) -> Callable[[bool], dict[str, Any]]:
-    def run(_: bool) -> dict[str, Any]:
-        return importlib.import_module(f"bench.{name}").measure()
+def _loader(_: bool) -> dict[str, Any]:
+    from bench import loader_vs_step
 
-    return run
+    return loader_vs_step.measure()
+
+
+def _onnx(_: bool) -> dict[str, Any]:
+    from bench import onnx_tuning
+
+    return onnx_tuning.measure()
+
+
+def _train(_: bool) -> dict[str, Any]:
+    from bench import train_throughput
+
+    return train_throughput.measure()
+
+
+def _gpu(_: bool) -> dict[str, Any]:
+    from bench import gpu_throughput
+
+    return gpu_throughput.measure()
+
+
+def _demo(run_it: bool) -> dict[str, Any]:
+    from bench import demo
+
+    if run_it:
+        demo.record(demo.time_demo())
+    return demo.figures()
 
 
 BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
-    "platform": _platform_times,
-    "loader": _module_measure("loader_vs_step"),
-    "onnx": _module_measure("onnx_latency"),
-    "train": _module_measure("train_throughput"),
+    "platform": _platform,
+    "loader": _loader,
+    "onnx": _onnx,
+    "train": _train,
+    "gpu": _gpu,
+    "demo": _demo,
 }
+
+
+def machine() -> dict[str, Any]:
+    """Where a figure was measured: CPUs this process may use, CPU model, Python."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                 if ln.startswith("model name")]  # fmt: skip
+        model = names[0] if names else model
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "python": platform.python_version(),
+    }
 
 
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def markdown_table(results: dict[str, Any]) -> str:
-    rows = ["| figure | value | target | met |", "|---|---|---|---|"]
-    for name, value in sorted(results["figures"].items()):
-        target = TARGETS.get(name)
-        if target and isinstance(value, int | float):
-            rows.append(
-                f"| `{name}` | {_fmt(value)} | {target.text()} | "
-                f"{'yes' if target.met(value) else 'no'} |"
-            )
-        else:
-            rows.append(f"| `{name}` | {_fmt(value)} | | |")
-    meta = results["machine"]
-    rows.append("")
-    rows.append(
-        f"Measured {results['date']} on {meta['cpus']} CPUs ({meta['processor']}), "
-        f"Python {meta['python']}; source: `bench/results.json`."
+def _row(name: str, entry: dict[str, Any]) -> str:
+    figure, value = FIGURES[name], entry["value"]
+    target, met = "", ""
+    if figure.target:
+        target = figure.target.text()
+        numeric = isinstance(value, int | float)
+        met = ("yes" if figure.target.met(value) else "no") if numeric else "—"
+    how = figure.how + (f"; source: {entry['source']}" if "source" in entry else "")
+    return f"| `{name}` | {_fmt(value)} | {target} | {met} | {how} | {entry['measured']} |"
+
+
+def markdown_table(figures: dict[str, dict[str, Any]]) -> str:
+    """The headline figures (FIGURES order) that results.json holds."""
+    rows = [
+        "| figure | value | target | met | how measured | measured |",
+        "|---|---|---|---|---|---|",
+        *(_row(name, figures[name]) for name in FIGURES if name in figures),
+    ]
+    machines = {json.dumps(e["machine"], sort_keys=True) for e in figures.values()}
+    described = "; ".join(
+        f"{m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}"
+        for m in map(json.loads, sorted(machines))
     )
+    rows += [
+        "",
+        f"Machine: {described}. Every figure and the detail behind it (per-round rates, "
+        "latencies in ms, matmul peak, load average at measurement) is in "
+        "`bench/results.json`; throughput per configuration: "
+        "[bench/throughput.png](bench/throughput.png).",
+    ]
     return "\n".join(rows) + "\n"
 
 
-def plot_throughput(figures: dict[str, Any]) -> Path | None:
-    """Bar chart of every images/s figure measured in this run."""
+def plot_throughput(figures: dict[str, dict[str, Any]]) -> Path | None:
+    """Bar chart of every images/s figure in results.json."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = {k: v for k, v in figures.items() if k.endswith("images_per_s") and v}
+    bars = {
+        k.removesuffix("_images_per_s"): e["value"]
+        for k, e in sorted(figures.items())
+        if k.endswith("images_per_s") and isinstance(e["value"], int | float)
+    }
     if not bars:
         return None
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(bars) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(bars) + 1.5))
     ax.barh(list(bars), list(bars.values()), color="#4477aa")
     ax.set_xlabel("images / s")
-    ax.set_title("GGL-Net throughput per configuration (same run)")
+    ax.set_title("GGL-Net throughput per configuration (bench/results.json)")
     fig.tight_layout()
     fig.savefig(PLOT, dpi=120)
     plt.close(fig)
     return PLOT
+
+
+def _write(path: Path, text: str) -> None:
+    """Temp + rename: an interrupted bench never leaves a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def update_readme(table: str) -> None:
@@ -131,36 +243,52 @@ def update_readme(table: str) -> None:
         return
     head, rest = text.split(MARK_BEGIN, 1)
     _, tail = rest.split(MARK_END, 1)
-    README.write_text(f"{head}{MARK_BEGIN}\n{table}{MARK_END}{tail}")
+    _write(README, f"{head}{MARK_BEGIN}\n{table}{MARK_END}{tail}")
+
+
+def load_figures() -> dict[str, dict[str, Any]]:
+    return json.loads(RESULTS.read_text())["figures"] if RESULTS.exists() else {}
+
+
+def save(figures: dict[str, dict[str, Any]]) -> str:
+    """results.json, results.md, the README block and the PNG, all from `figures`."""
+    _write(RESULTS, json.dumps({"figures": figures}, indent=2, sort_keys=True) + "\n")
+    table = markdown_table(figures)
+    _write(TABLE, table)
+    update_readme(table)
+    plot_throughput(figures)
+    return table
+
+
+def _entries(raw: dict[str, Any], bench: str, host: dict[str, Any]) -> dict[str, Any]:
+    """Each figure with its timestamp, machine and 1-min load average at the end of its bench
+    (a value may bring its own source, timestamp and machine)."""
+    stamp, load = time.strftime("%Y-%m-%d %H:%M"), round(os.getloadavg()[0], 2)
+    entries = {}
+    for name, value in raw.items():
+        entry = value if isinstance(value, dict) and "value" in value else {"value": value}
+        entries[name] = {"measured": stamp, "machine": host, "bench": bench, "load": load, **entry}
+    return entries
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default=",".join(BENCHES), help="comma-separated subset")
+    default = [name for name in BENCHES if name != "demo"] + ["demo"]
+    parser.add_argument("--only", default=",".join(default), help="comma-separated subset")
     parser.add_argument("--with-demo", action="store_true", help="also time `make demo`")
     args = parser.parse_args()
-    previous = json.loads(RESULTS.read_text())["figures"] if RESULTS.exists() else {}
-    figures: dict[str, Any] = dict(previous)
-    for name in args.only.split(","):
+    names = args.only.split(",")
+    unknown = sorted(set(names) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown bench {', '.join(unknown)} (known: {', '.join(BENCHES)})")
+    figures = load_figures()
+    for name in names:
         start = time.perf_counter()
         print(f"[bench] {name} ...", flush=True)
-        figures.update(BENCHES[name](args.with_demo))
+        figures |= _entries(BENCHES[name](args.with_demo), name, machine())
+        save(figures)  # after every bench: an interrupted run keeps what it measured
         print(f"[bench] {name} done in {time.perf_counter() - start:.0f} s", flush=True)
-    results = {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.machine(),
-            "python": platform.python_version(),
-        },
-        "figures": figures,
-    }
-    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    table = markdown_table(results)
-    TABLE.write_text(table)
-    update_readme(table)
-    plot_throughput(figures)
-    print(table)
+    print(markdown_table(figures))
 
 
 if __name__ == "__main__":

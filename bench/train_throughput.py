@@ -1,9 +1,12 @@
-"""Training throughput: `gglops train` with one Ray Train worker vs a bare torch loop.
+"""Training throughput: `gglops train` (Ray Train) vs a bare torch loop, and 1 vs 2 workers.
 
-Same model, data, batch size, number of steps and CPU threads, measured in one process
-run. Images/s is taken over the training phase of each epoch after the first (warm-up);
-Ray's start-up and the per-epoch validation are reported separately, so the ratio shows
-what the Ray Train loop (DDP wrapper, loader, reporting, checkpointing) costs per step.
+Same model, data, batch size, steps and CPU threads. Bare and Ray runs alternate `ROUNDS`
+times and the medians are compared, so drift of a shared machine hits both alike. Within a
+run the first epoch is warm-up and is dropped. The Ray rate counts everything a Ray epoch
+costs except validation (which the bare loop does not do): the time between consecutive
+`ray.train.report` arrivals at the controller (training, checkpoint write, report) minus
+each epoch's validation time. Ray's start-up (init + `fit()` until the first epoch starts)
+is reported on its own as `ray_startup_s`.
 
     python -m bench.train_throughput   # prints the figures as JSON
 """
@@ -15,9 +18,15 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ray.train import UserCallback
+
+ROUNDS = 3
+EPOCHS = 4
+IMAGES = 96
 DEFAULTS: dict[str, Any] = {
     "data.image_size": 64,
     "model.width_mult": 0.5,
@@ -27,17 +36,32 @@ DEFAULTS: dict[str, Any] = {
     "train.augment.strength": 0.5,
     "data.layout": "auto",
     "data.split": None,
+    "data.loader_workers": 0,
 }
 
 
-def _dataset(root: Path, n: int, size: int) -> Path:
-    from gglops.data.synth import synthesize
+class ReportClock(UserCallback):
+    """Appends the wall time of every report to a file: the callback runs in Ray's
+    controller process, so a file is how the times reach the driver."""
 
-    return synthesize(root, n, size, 0)
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any):
+        with self.path.open("a") as out:
+            out.write(f"{time.time()}\n")
 
 
-def _bare_loop(params: Any, data_root: Path, epochs: int, threads: int) -> list[float]:
-    """Images/s of each epoch of a plain torch loop: DataLoader, model, loss, Adam."""
+@dataclass(frozen=True)
+class RayRun:
+    steady_images_per_s: float  # epochs after the first: train + checkpoint + report
+    train_phase_images_per_s: float  # what `gglops train` prints: the training phase only
+    startup_s: float  # fit() called → first epoch starts
+    epochs: int
+
+
+def _bare_loop(params: Any, data_root: Path, threads: int) -> float:
+    """Images/s of a plain torch loop (DataLoader, model, loss, Adam) after epoch 0."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -45,6 +69,7 @@ def _bare_loop(params: Any, data_root: Path, epochs: int, threads: int) -> list[
     from gglops.data.dataset import TrainDataset
     from gglops.data.layouts import resolve_layout
 
+    previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     torch.manual_seed(params.train.seed)
     index = resolve_layout(data_root, params.data.layout, params.data.split)
@@ -55,77 +80,134 @@ def _bare_loop(params: Any, data_root: Path, epochs: int, threads: int) -> list[
         augment_strength=params.train.augment.strength,
         seed=params.train.seed,
     )
-    loader = DataLoader(dataset, batch_size=params.train.batch_size, shuffle=True, drop_last=True)
+    batch = params.train.batch_size
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True)
     model = GGLNet(width_mult=params.model.width_mult).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=params.train.lr)
     loss_fn = LOSSES[params.train.loss]
-    rates = []
-    for epoch in range(epochs):
+    seen, start = 0, 0.0
+    for epoch in range(params.train.epochs):
+        if epoch == 1:  # epoch 0 is warm-up (decode cache, allocator)
+            seen, start = 0, time.perf_counter()
         dataset.set_epoch(epoch)
-        start, seen = time.perf_counter(), 0
         for images, masks in loader:
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(images), masks).backward()
             optimizer.step()
             seen += len(images)
-        rates.append(seen / (time.perf_counter() - start))
-    return rates
+    torch.set_num_threads(previous)
+    return seen / (time.perf_counter() - start)
 
 
-def _ray_run(params: Any, data_root: Path, storage: Path, threads: int) -> dict[str, Any]:
-    import ray
+def _epoch_images(params: Any, data_root: Path) -> int:
+    """Images one epoch trains on over all ranks (as `build_session` shards and drops)."""
+    from gglops.data.layouts import resolve_layout
 
+    n = len(resolve_layout(data_root, params.data.layout, params.data.split).train)
+    world, batch = params.train.workers, params.train.batch_size
+    per_rank = -(-n // world)  # DistributedSampler pads every rank to the same length
+    drop_last = n // world >= 2 * batch
+    return world * (per_rank // batch * batch if drop_last else per_rank)
+
+
+def _ray_run(params: Any, data_root: Path, storage: Path, cpus: float) -> RayRun:
     from gglops.settings import Settings
     from gglops.train.trainer import build_trainer
 
-    start = time.perf_counter()
-    if not ray.is_initialized():
-        ray.init(num_cpus=threads + 1, include_dashboard=False, log_to_driver=False)
-    ray_start_s = time.perf_counter() - start
+    clock = storage / "reports.txt"
+    storage.mkdir(parents=True)
     trainer = build_trainer(
         params,
         data_root,
         Settings(storage_path=str(storage)),
         "bench",
         mlflow_run_id=None,
+        callbacks=[ReportClock(clock)],
         echo=False,
-        cpus_per_worker=threads,
+        cpus_per_worker=cpus,
     )
+    start = time.time()
+    history = trainer.fit().return_value["history"]
+    reports = [float(line) for line in clock.read_text().split()]
+    images = _epoch_images(params, data_root)
+    validate_s = [r["epoch_s"] - images / r["images_per_s"] for r in history]
+    # Epochs 1..N-1 span reports[0]..reports[-1]; their validation is taken out of it.
+    steady_s = reports[-1] - reports[0] - sum(validate_s[1:])
+    return RayRun(
+        steady_images_per_s=images * (len(history) - 1) / steady_s,
+        train_phase_images_per_s=statistics.median(r["images_per_s"] for r in history[1:]),
+        startup_s=reports[0] - history[0]["epoch_s"] - start,
+        epochs=len(history),
+    )
+
+
+def _init_ray(cpus: int) -> float:
+    import ray
+
     start = time.perf_counter()
-    summary = trainer.fit().return_value
-    fit_s = time.perf_counter() - start
-    history = summary["history"]
+    if not ray.is_initialized():
+        ray.init(num_cpus=cpus + 1, include_dashboard=False, log_to_driver=False)
+    return time.perf_counter() - start
+
+
+def _ratio_rounds(params: Any, root: Path, tmp: Path, threads: int, rounds: int) -> dict:
+    """Alternate bare and Ray runs `rounds` times; medians of each, and their ratio."""
+    bare, ray_runs = [], []
+    for i in range(rounds):
+        bare.append(_bare_loop(params, root, threads))
+        print(f"[bench] train round {i + 1}/{rounds}: bare {bare[-1]:.1f} img/s", flush=True)
+        ray_runs.append(_ray_run(params, root, tmp / f"ray-{i}", threads))
+        print(
+            f"[bench] train round {i + 1}/{rounds}: ray {ray_runs[-1].steady_images_per_s:.1f}"
+            f" img/s (train phase {ray_runs[-1].train_phase_images_per_s:.1f})",
+            flush=True,
+        )
+    steady = statistics.median(r.steady_images_per_s for r in ray_runs)
+    phase = statistics.median(r.train_phase_images_per_s for r in ray_runs)
+    bare_rate = statistics.median(bare)
     return {
-        "rates": [r["images_per_s"] for r in history],
-        "epoch_s": [r["epoch_s"] for r in history],
-        "ray_start_s": ray_start_s,
-        "fit_s": fit_s,
+        "ray_train_throughput_ratio": steady / bare_rate,
+        "ray_train_images_per_s": steady,
+        "ray_train_phase_throughput_ratio": phase / bare_rate,
+        "bare_torch_images_per_s": bare_rate,
+        "ray_startup_s": statistics.median(r.startup_s for r in ray_runs),
+        "ray_train_rounds": {"bare": bare, "ray": [r.steady_images_per_s for r in ray_runs]},
     }
 
 
-def measure(epochs: int = 4, images: int = 96, threads: int | None = None) -> dict[str, Any]:
-    """Figures for bench/results.json; the ratio target is ≥ 0.97."""
+def _scaling(params: Any, root: Path, tmp: Path) -> dict[str, Any]:
+    """1 vs 2 Ray Train workers of one CPU each (ideal ratio 2; the machine has 2 cores)."""
+    rates = {}
+    for workers in (1, 2):
+        run_params = params.with_overrides({"train.workers": workers})
+        run = _ray_run(run_params, root, tmp / f"scale-{workers}", 1.0)
+        rates[workers] = run.steady_images_per_s
+        print(f"[bench] scaling: {workers} worker(s) {rates[workers]:.1f} img/s", flush=True)
+    return {
+        "scaling_1_worker_images_per_s": rates[1],
+        "scaling_2_workers_images_per_s": rates[2],
+        "scaling_2_vs_1_workers": rates[2] / rates[1],
+    }
+
+
+def measure(
+    epochs: int = EPOCHS, images: int = IMAGES, rounds: int = ROUNDS, scaling: bool = True
+) -> dict[str, Any]:
+    """Figures for bench/results.json; the ratio target is >= 0.97."""
+    from gglops.data.synth import synthesize
     from gglops.params import Params
 
-    threads = threads or min(2, os.cpu_count() or 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = _dataset(Path(tmp) / "data", n=images, size=DEFAULTS["data.image_size"])
+    threads = min(2, len(os.sched_getaffinity(0)))
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        root = synthesize(tmp / "data", images, DEFAULTS["data.image_size"], 0)
         params = Params().with_overrides({**DEFAULTS, "train.epochs": epochs})
-        # Bare loop before and after the Ray run: drift of a shared machine averages out.
-        before = _bare_loop(params, root, epochs, threads)[1:]
-        ray_run = _ray_run(params, root, Path(tmp) / "ray", threads)
-        after = _bare_loop(params, root, epochs, threads)[1:]
-        bare = statistics.median(before + after)
-    ray_rate = statistics.median(ray_run["rates"][1:])
-    return {
-        "ray_train_throughput_ratio": ray_rate / bare,
-        "ray_train_images_per_s": ray_rate,
-        "bare_torch_images_per_s": bare,
-        "ray_train_start_s": ray_run["ray_start_s"],
-        "ray_train_fit_s": ray_run["fit_s"],
-        "ray_train_epoch_s": statistics.median(ray_run["epoch_s"][1:]),
-        "ray_train_threads": threads,
-    }
+        figures = {"ray_init_s": _init_ray(max(threads, 2))}
+        figures |= _ratio_rounds(params, root, tmp, threads, rounds)
+        if scaling:
+            figures |= _scaling(params, root, tmp)
+    figures |= {"ray_train_threads": threads, "ray_train_epochs": epochs}
+    return figures
 
 
 if __name__ == "__main__":

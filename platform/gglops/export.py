@@ -1,14 +1,14 @@
 """ONNX export of GGL-Net with probabilities out, checked by onnx.checker and parity with torch.
 
 Exporter choice: the TorchScript-based exporter (`dynamo=False`, opset 17). Measured on this
-2-core machine (see bench/onnx_latency.py): it exports the model ~8× faster than the dynamo
+2-core machine (see bench/onnx_tuning.py --study): it exports the model ~8× faster than the dynamo
 exporter (2 s vs 18 s for a width-0.25 net), names the dynamic axes N/H/W as asked, and
 onnxruntime runs both graphs at the same speed with the same parity (~1e-6). The dynamo
 exporter stays selectable (`exporter="dynamo"`, opset 18) for models the old one cannot trace.
 
 The released file is the standard ONNX graph; onnxruntime applies ORT_ENABLE_ALL when it
 loads it (`gglops.onnxrt`). A graph *saved* after ORT_ENABLE_ALL holds CPU-specific fused
-kernels (NCHWc) and runs no faster than the in-session pass (bench/onnx_latency.py), so we
+kernels (NCHWc) and runs no faster than the in-session pass (bench/onnx_tuning.py --study), so we
 never ship it.
 """
 

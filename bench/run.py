@@ -75,7 +75,7 @@ FIGURES: dict[str, Figure] = {
         "FLOPs/image ÷ ORT latency ÷ fp32 2048² matmul peak, same run", AT_LEAST(0.75)
     ),
     "onnx_fraction_of_peak_512": Figure("as above at 512²"),
-    "onnx_max_abs_diff": Figure("max |ORT − torch| probability, 64², 256², 512²"),
+    "onnx_max_abs_diff": Figure("max abs(ORT − torch) probability, 64², 256², 512²"),
     "onnx_mask_mismatch_pixels": Figure("mask pixels (p > 0.5) that differ, same inputs"),
     "loader_vs_step_64": Figure(
         "training loader images/s (cached, full augmentation) ÷ default-model training step "
@@ -181,13 +181,16 @@ def _row(name: str, entry: dict[str, Any]) -> str:
         numeric = isinstance(value, int | float)
         met = ("yes" if figure.target.met(value) else "no") if numeric else "—"
     how = figure.how + (f"; source: {entry['source']}" if "source" in entry else "")
-    return f"| `{name}` | {_fmt(value)} | {target} | {met} | {how} | {entry['measured']} |"
+    when = (
+        f"{entry['measured']} (load {entry['load']:.1f})" if "load" in entry else entry["measured"]
+    )
+    return f"| `{name}` | {_fmt(value)} | {target} | {met} | {how} | {when} |"
 
 
 def markdown_table(figures: dict[str, dict[str, Any]]) -> str:
     """The headline figures (FIGURES order) that results.json holds."""
     rows = [
-        "| figure | value | target | met | how measured | measured |",
+        "| figure | value | target | met | how measured | measured (1-min load, 2 cores) |",
         "|---|---|---|---|---|---|",
         *(_row(name, figures[name]) for name in FIGURES if name in figures),
     ]

@@ -32,6 +32,14 @@ class Restored:
     pending: list[MetricPoint]
 
 
+def checkpoint_bytes(width_mult: float) -> int:
+    """Rough size of one checkpoint: fp32 weights + Adam's two moments (3 × params × 4 B)."""
+    from gglnet import GGLNet
+
+    params = sum(p.numel() for p in GGLNet(width_mult=width_mult).parameters())
+    return params * 4 * 3
+
+
 def save_checkpoint(
     directory: Path,
     session: TrainSession,

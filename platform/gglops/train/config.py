@@ -84,3 +84,4 @@ class WorkerSummary(BaseModel):
     start_epoch: int
     node_ids: list[str]
     mlflow_pending: int = 0
+    stopped: str | None = None  # why training stopped early (a diverged loss), else None

@@ -19,7 +19,7 @@ from gglops.tracking import MetricSink
 from gglops.train.checkpointing import Restored, restore_checkpoint, save_checkpoint
 from gglops.train.config import EpochRecord, LoopConfig, WorkerSummary
 from gglops.train.progress import epoch_line
-from gglops.train.session import TrainSession, build_session
+from gglops.train.session import LossDivergedError, TrainSession, build_session
 
 CONFIG_KEY = "loop"
 
@@ -47,10 +47,17 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     restored = _restore(session, rank)
     sink = _sink(cfg, restored) if rank == 0 else None
     history = list(restored.history)
+    stopped = None
     for epoch in range(restored.next_epoch, cfg.params.train.epochs):
         if cfg.fault:
             cfg.fault.maybe_fire(rank, epoch)
-        record = _run_epoch(session, epoch)
+        try:
+            record = _run_epoch(session, epoch)
+        except LossDivergedError as exc:
+            # Returning (not raising) keeps Ray from retrying a run that would diverge again,
+            # and nothing of the diverged model is reported or checkpointed.
+            stopped = str(exc)
+            break
         history.append(record)
         if sink:
             sink.log(record.tracked(), step=epoch)
@@ -63,6 +70,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         start_epoch=restored.next_epoch,
         node_ids=node_ids,
         mlflow_pending=pending,
+        stopped=stopped,
     ).model_dump(mode="json")
 
 

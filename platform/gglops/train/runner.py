@@ -17,15 +17,18 @@ from gglops.errors import DataError, UsageError
 from gglops.gitinfo import git_commit
 from gglops.params import Params
 from gglops.settings import Settings
+from gglops.train.checkpointing import checkpoint_bytes
 from gglops.train.cluster import check_capacity, connect_ray
 from gglops.train.config import EpochRecord, FaultSpec, WorkerSummary
 from gglops.train.progress import print_summary
 from gglops.train.storage import (
     Storage,
+    check_space,
     check_writable,
     existing_runs,
     new_run_name,
     resolve_storage,
+    storage_failure,
 )
 from gglops.train.trainer import CPUS_PER_WORKER, build_trainer, pending_file
 
@@ -96,6 +99,9 @@ def run_training(
     data_root = _check_data(params, request.data_root)
     storage = resolve_storage(settings, request.storage_path)
     check_writable(storage)
+    check_space(
+        storage, checkpoint_bytes(params.model.width_mult) * (params.train.keep_checkpoints + 1)
+    )
     tracking.probe_tracking_server(settings.mlflow_tracking_uri)
     connect_ray(settings, params.train.workers)
     check_capacity(params.train.workers, params.train.use_gpu, CPUS_PER_WORKER)
@@ -114,10 +120,25 @@ def run_training(
     )
     try:
         result = trainer.fit()
-    except BaseException:
+    except BaseException as exc:
         _quietly(tracking.end_run, settings.mlflow_tracking_uri, run_id, "FAILED")
+        failure = storage_failure(exc, storage)
+        if failure is not None:
+            raise failure from exc
         raise
-    return _finish(result, settings, params, run_id, run_name, storage, console, request.echo)
+    summary = WorkerSummary.model_validate(result.return_value)
+    if summary.stopped is not None:
+        _quietly(tracking.end_run, settings.mlflow_tracking_uri, run_id, "FAILED")
+        raise UsageError(_stopped_line(summary.stopped, result.checkpoint, storage))
+    return _finish(
+        result, summary, settings, params, run_id, run_name, storage, console, request.echo
+    )
+
+
+def _stopped_line(reason: str, checkpoint: Any, storage: Storage) -> str:
+    """One line for a run that stopped early; the newest reported checkpoint is the good one."""
+    kept = storage.child_uri(checkpoint.path) if checkpoint else "none (no epoch finished)"
+    return f"train: {reason}; last good checkpoint: {kept} (lower train.lr or set train.grad_clip)"
 
 
 def _check_data(params: Params, override: Path | None) -> Path:
@@ -168,6 +189,7 @@ def _open_run(
 
 def _finish(
     result: Any,
+    summary: WorkerSummary,
     settings: Settings,
     params: Params,
     run_id: str,
@@ -176,7 +198,6 @@ def _finish(
     console: Console,
     echo: bool,
 ) -> TrainResult:
-    summary = WorkerSummary.model_validate(result.return_value)
     checkpoint, best_epoch = _best_checkpoint(result)
     best = next(r for r in summary.history if r.epoch == best_epoch)
     uri = settings.mlflow_tracking_uri

@@ -7,6 +7,7 @@ passes `prepare_model` / `prepare_loader` from `ray.train.torch`; tests pass not
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -37,6 +38,19 @@ SCHEDULES: dict[str, SchedulerFactory] = {
         opt, step_size=max(1, epochs // 3), gamma=0.1
     ),
 }
+
+
+class LossDivergedError(Exception):
+    """The loss or the weights became nan/inf: every rank stops at the same step (the flag is
+    all-reduced), before anything of the diverged model is reported or checkpointed."""
+
+    def __init__(self, what: str, epoch: int, step: int) -> None:
+        super().__init__(f"{what} at epoch {epoch} step {step}")
+
+    @classmethod
+    def loss(cls, value: float, epoch: int, step: int) -> LossDivergedError:
+        shown = f"{value}" if not math.isfinite(value) else "non-finite on another rank"
+        return cls(f"loss became {shown}", epoch, step)
 
 
 @dataclass(frozen=True)
@@ -93,9 +107,16 @@ class TrainSession:
         self.dataset.set_epoch(epoch)  # per-epoch augmentation draws
         total, images = torch.zeros((), device=self.device), 0
         start = time.perf_counter()
-        for batch_images, batch_masks in self.loader:
-            total += self._step(batch_images, batch_masks).detach() * len(batch_images)
+        for step, (batch_images, batch_masks) in enumerate(self.loader):
+            loss = self._step(batch_images, batch_masks).detach()
+            if not _finite_everywhere(torch.isfinite(loss)):
+                raise LossDivergedError.loss(loss.item(), epoch, step)
+            total += loss * len(batch_images)
             images += len(batch_images)
+        # A bounded loss (soft-IoU) can stay finite while the weights overflow: check them once
+        # per epoch, before validation and the checkpoint.
+        if not _finite_everywhere(_weights_finite(self.net)):
+            raise LossDivergedError("weights became non-finite", epoch, len(self.loader) - 1)
         loss = total.item() / max(images, 1)  # one host sync per epoch, not per step
         seconds = time.perf_counter() - start
         self.scheduler.step()
@@ -129,6 +150,20 @@ class TrainSession:
             image, mask, _stem = self.eval_set[index]
             metrics.update(predict_probs(prob_fn, image), mask[0])
         return _all_reduce(metrics.state(), self.device).scores()
+
+
+def _weights_finite(net: nn.Module) -> torch.Tensor:
+    """One boolean tensor: every floating parameter and buffer (BN statistics) is finite."""
+    tensors = [t for t in net.state_dict().values() if t.is_floating_point()]
+    return torch.stack([torch.isfinite(t).all() for t in tensors]).all()
+
+
+def _finite_everywhere(finite: torch.Tensor) -> bool:
+    """True when `finite` holds on every rank (one tiny all-reduce)."""
+    flag = finite.to(torch.int32)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
 
 
 def _sync_buffers(net: nn.Module) -> None:

@@ -7,6 +7,7 @@ one code path; an S3 path uses the configured endpoint (SeaweedFS, MinIO, AWS).
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from gglops.errors import ServiceError, UsageError
 from gglops.settings import Settings
 
 STORAGE_SETTING = "GGLOPS_STORAGE_PATH"
+MIB = 2**20
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,45 @@ def check_writable(storage: Storage) -> None:
         error = ServiceError if not storage.is_local() else UsageError
         reason = str(exc).splitlines()[0][:160]
         raise error(f"{STORAGE_SETTING}={storage.uri} is not writable: {reason}") from None
+
+
+def check_space(storage: Storage, needed: int) -> None:
+    """Refuse before compute when a local storage path cannot hold the kept checkpoints."""
+    if not storage.is_local():
+        return  # object stores have no free-space figure to check
+    free = shutil.disk_usage(storage.path).free
+    if free < needed:
+        raise UsageError(
+            f"{STORAGE_SETTING}={storage.uri} has {free / MIB:.1f} MiB free but the kept "
+            f"checkpoints need about {needed / MIB:.1f} MiB (free space or lower "
+            "train.keep_checkpoints)"
+        )
+
+
+def storage_failure(exc: BaseException, storage: Storage) -> ServiceError | None:
+    """The one line for a run that failed writing a checkpoint (disk full, S3 gone), else None.
+
+    Ray wraps the worker's or the controller's OSError (ControllerError.controller_failure,
+    WorkerGroupError.worker_failures); walk those and the exception chain to find it.
+    """
+    cause = _os_error(exc, depth=0)
+    if cause is None:
+        return None
+    reason = cause.strerror or str(cause).splitlines()[0]
+    return ServiceError(
+        f"{STORAGE_SETTING}={storage.uri}: writing a checkpoint failed: {reason}; "
+        "the checkpoints already written are kept"
+    )
+
+
+def _os_error(exc: BaseException | None, depth: int) -> OSError | None:
+    if exc is None or depth > 8:
+        return None
+    if isinstance(exc, OSError):
+        return exc
+    nested = [getattr(exc, "controller_failure", None), exc.__cause__, exc.__context__]
+    nested += list(getattr(exc, "worker_failures", {}).values())
+    return next((found for e in nested if (found := _os_error(e, depth + 1)) is not None), None)
 
 
 def existing_runs(storage: Storage, run_name: str) -> list[str]:

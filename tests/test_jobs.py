@@ -106,3 +106,26 @@ def test_ctrl_c_stops_the_job(ray_head, reliability) -> None:
         time.sleep(0.5)
     assert str(client.get_job_status(job_id)) == "STOPPED"
     reliability("Ctrl-C during `gglops submit`", f"exit {rc}; Ray job {job_id} STOPPED")
+
+
+def test_submit_ships_no_secret_unless_asked(tmp_path: Path) -> None:
+    from gglops.jobs import job_env
+    from gglops.settings import Settings
+
+    shell = {
+        "GGLOPS_S3_ENDPOINT_URL": "http://s3.example:9000",
+        "GGLOPS_AWS_SECRET_ACCESS_KEY": SENTINEL,
+        "GGLOPS_MLFLOW_TRACKING_TOKEN": SENTINEL,
+        "MLFLOW_TRACKING_PASSWORD": SENTINEL,
+        "AWS_ACCESS_KEY_ID": "id",
+        "AWS_SESSION_TOKEN": SENTINEL,
+        "HOME": "/home/someone",
+    }
+    settings = Settings(stack_dir=tmp_path)  # no local stack keys to add
+    default = job_env(settings, shell)
+    assert set(default.env_vars) == {"GGLOPS_S3_ENDPOINT_URL", "GGLOPS_RAY_ADDRESS"}
+    assert SENTINEL not in default.env_vars.values()
+    assert len(default.withheld) == 5 and default.secrets_shipped() == []
+    forwarded = job_env(settings, shell, forward_secrets=True)
+    assert forwarded.secrets_shipped() == sorted(default.withheld)
+    assert forwarded.withheld == ()

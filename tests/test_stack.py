@@ -132,7 +132,7 @@ def test_settings_hand_out_local_keys_only_for_the_local_endpoint(cli_stack: Cli
 def test_status_reports_a_ray_head(ray_head) -> None:
     env = _stack_env(ray_head.stack_dir, ray_head.config.ports, Path("/nonexistent"))
     done = _gglops(["stack", "status"], env, ROOT)
-    assert done.returncode == 1  # S3 and MLflow of that stack dir are not running
+    assert done.returncode == 0, done.stdout  # the head shares the `stack` fixture's dir
     ray_row = next(line for line in done.stdout.splitlines() if "ray" in line)
     assert ray_head.dashboard_url in ray_row and "yes" in ray_row
     print(f"Ray head start: {ray_head.startup_s:.1f} s")

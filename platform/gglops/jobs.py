@@ -3,8 +3,15 @@ exit code.
 
 The job gets this checkout as its working dir (uploaded by Ray, minus the excludes below;
 Ray refuses packages over its size limit, ~500 MiB, so data and outputs stay out) and the
-GGLOPS_*/MLFLOW_*/AWS_* variables of this shell. On the local stack the head shares this
-machine's venv, so `python ...` works; a real cluster needs an image with gglops installed.
+non-secret GGLOPS_*/MLFLOW_*/AWS_* variables of this shell (endpoints, URIs, names). On the
+local stack the head shares this machine's venv, so `python ...` works; a real cluster needs
+an image with gglops installed.
+
+Credentials come from the cluster, not from this shell: Ray's runtime-env agent logs every
+runtime env it creates, env_vars in clear (runtime_env_agent.log), and the Jobs API returns
+them to any non-browser client; Ray has no redaction for either. The local stack's head runs
+with the stack's S3 keys, KubeRay/compose pods get theirs from a Secret/env. `forward_secrets`
+ships this shell's secrets anyway (for a cluster that has none), with a warning.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from gglops.errors import ServiceError, UsageError
 from gglops.settings import Settings
 
 PASSED_PREFIXES = ("GGLOPS_", "MLFLOW_", "AWS_")
+# A variable whose name holds one of these is a credential: it stays on this machine by default.
+SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY", "CREDENTIAL")
 # The job joins the cluster it runs on; our own shell's addresses mean nothing there.
 CLUSTER_LOCAL = {"GGLOPS_RAY_ADDRESS": "auto"}
 DROPPED = {"RAY_ADDRESS", "GGLOPS_RAY_DASHBOARD_URL", "GGLOPS_STACK_DIR"}
@@ -30,6 +39,7 @@ EXCLUDES = [
     "__pycache__", "data", "outputs", "plots", "build", "*.egg-info",
 ]  # fmt: skip
 EXIT_BY_STATUS = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 130}
+RAY_AGENT_LOG = "runtime_env_agent.log"
 
 
 @dataclass(frozen=True)
@@ -51,14 +61,35 @@ def repo_root(start: Path) -> Path:
     return start
 
 
-def job_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
-    """The variables the job needs: ours by prefix, plus the local stack's S3 keys."""
+@dataclass(frozen=True)
+class JobEnv:
+    """The variables shipped in the job's runtime env, and the secret names held back."""
+
+    env_vars: dict[str, str]
+    withheld: tuple[str, ...] = ()
+
+    def secrets_shipped(self) -> list[str]:
+        return sorted(name for name in self.env_vars if is_secret(name))
+
+
+def is_secret(name: str) -> bool:
+    return any(marker in name for marker in SECRET_MARKERS)
+
+
+def job_env(
+    settings: Settings, environ: Mapping[str, str], forward_secrets: bool = False
+) -> JobEnv:
+    """Ours by prefix; secrets (and the local stack's S3 keys) only with `forward_secrets`."""
     env = {k: v for k, v in environ.items() if k.startswith(PASSED_PREFIXES) and k not in DROPPED}
-    keys = settings.s3_credentials()
-    if keys is not None:
-        env.setdefault("AWS_ACCESS_KEY_ID", keys[0])
-        env.setdefault("AWS_SECRET_ACCESS_KEY", keys[1])
-    return env | CLUSTER_LOCAL
+    if forward_secrets:
+        keys = settings.s3_credentials()
+        if keys is not None:
+            env.setdefault("AWS_ACCESS_KEY_ID", keys[0])
+            env.setdefault("AWS_SECRET_ACCESS_KEY", keys[1])
+        return JobEnv(env | CLUSTER_LOCAL)
+    withheld = tuple(sorted(name for name in env if is_secret(name)))
+    kept = {k: v for k, v in env.items() if k not in withheld}
+    return JobEnv(kept | CLUSTER_LOCAL, withheld)
 
 
 def jobs_address(settings: Settings, address: str | None) -> str:
@@ -104,28 +135,41 @@ def _exit_code(client, job_id: str) -> int:  # type: ignore[no-untyped-def]
     return EXIT_BY_STATUS.get(str(info.status), 1)
 
 
+def _announce(job_id: str, url: str, env: JobEnv) -> None:
+    """Names only, never values: what was shipped, what was held back, what is exposed."""
+    print(f"submitted {job_id} to {url} (env: {', '.join(sorted(env.env_vars))})",
+          file=sys.stderr, flush=True)  # fmt: skip
+    if env.withheld:
+        print(f"not shipped (the cluster provides credentials; --forward-secrets ships them): "
+              f"{', '.join(env.withheld)}", file=sys.stderr, flush=True)  # fmt: skip
+    if shipped := env.secrets_shipped():
+        print(f"warning: --forward-secrets: {', '.join(shipped)} travel in the runtime env; Ray "
+              f"logs it in clear on the cluster ({RAY_AGENT_LOG}) and its Jobs API returns it",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
 def submit_job(
     command: Sequence[str],
     settings: Settings,
     address: str | None = None,
     follow: bool = True,
     environ: Mapping[str, str] | None = None,
+    forward_secrets: bool = False,
 ) -> int:
     """Submit `command` as a Ray Job; with `follow`, stream its logs and return its exit code."""
     if not command:
         raise UsageError("submit: no command given (gglops submit -- CMD ...)")
     url = jobs_address(settings, address)
+    env = job_env(settings, os.environ if environ is None else environ, forward_secrets)
     request = JobRequest(
         entrypoint=shlex.join(command),
         working_dir=repo_root(Path.cwd()),
-        env_vars=job_env(settings, os.environ if environ is None else environ),
+        env_vars=env.env_vars,
     )
     client = _client(url)
     _quiet_ray()
     job_id = client.submit_job(entrypoint=request.entrypoint, runtime_env=request.runtime_env())
-    # Names only: the values include secrets.
-    names = ", ".join(sorted(request.env_vars))
-    print(f"submitted {job_id} to {url} (env: {names})", file=sys.stderr, flush=True)
+    _announce(job_id, url, env)
     if not follow:
         return 0
     try:

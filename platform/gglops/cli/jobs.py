@@ -13,12 +13,25 @@ def submit(
         str | None, typer.Option(help="Ray dashboard/Jobs URL (else GGLOPS_RAY_DASHBOARD_URL).")
     ] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Submit and return.")] = False,
+    forward_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--forward-secrets",
+            help="Also ship this shell's credentials (*SECRET*, *TOKEN*, *PASSWORD*, "
+            "*ACCESS_KEY*) in the job's runtime env: Ray logs them in clear on the cluster.",
+        ),
+    ] = False,
 ) -> int:
-    """Submit CMD with this working dir and env; follow logs; return its exit code."""
+    """Submit CMD with this working dir and non-secret env; follow logs; return its exit code.
+
+    Credentials come from the cluster (its pods' or head's env) unless --forward-secrets."""
     from gglops.jobs import submit_job
     from gglops.settings import load_settings
 
-    return submit_job(command, load_settings(), address=address, follow=not no_wait)
+    return submit_job(
+        command, load_settings(), address=address, follow=not no_wait,
+        forward_secrets=forward_secrets,
+    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -242,8 +242,18 @@ class RayService(Service):
         ]  # fmt: skip
 
     def env(self) -> dict[str, str]:
-        # Explicit, so that the head and the clients of `gglops stack env` always agree.
-        return base_env() | {"RAY_AUTH_MODE": "token"}
+        """The cluster side holds the credentials: jobs and workers inherit the head's env, so
+        `gglops submit` need not ship the S3 keys in a runtime env (which Ray logs in clear).
+        An MLflow token, if any, comes from the shell that runs `gglops stack up`."""
+        return base_env() | {
+            # Explicit, so that the head and the clients of `gglops stack env` always agree.
+            "RAY_AUTH_MODE": "token",
+            "GGLOPS_S3_ENDPOINT_URL": self.config.s3_endpoint,
+            "MLFLOW_S3_ENDPOINT_URL": self.config.s3_endpoint,
+            "AWS_ACCESS_KEY_ID": self.creds.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.creds.secret_key.get_secret_value(),
+            "AWS_DEFAULT_REGION": self.config.region,
+        }
 
     def prepare(self) -> None:
         self.temp_dir.mkdir(parents=True, exist_ok=True)

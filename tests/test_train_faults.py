@@ -35,6 +35,7 @@ TINY_SETS = {
     "train.keep_checkpoints": "1",
     "train.max_failures": "1",
 }
+LEAVE_FREE = 10 * 2**20  # one width-0.25 checkpoint is ~7 MiB
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -177,16 +178,16 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_earlier_checkpoint(
         monkeypatch.setenv("GGLOPS_STORAGE_PATH", str(storage))
         filled: list[str] = []
 
-        def fill_after_first_checkpoint(stop: threading.Event) -> None:
-            """Another process's file takes the free space once epoch 0 is on disk."""
-            if wait_for(lambda: any(storage.glob("*/epoch-0000/train_state.pt")), 300, stop):
-                time.sleep(0.5)  # let Ray finish the epoch-0 directory
+        def fill_when_the_run_starts(stop: threading.Event) -> None:
+            """Another process's file takes the space once the preflight has passed (Ray has
+            made the run directory), leaving room for one checkpoint (~7 MiB) but not two."""
+            if wait_for(lambda: storage.is_dir() and any(storage.iterdir()), 300, stop):
                 free = _free_bytes(mount)
-                (mount / "filler").write_bytes(b"\0" * max(free - 256 * 1024, 0))
-                filled.append(f"{free / 2**20:.1f} MiB filled after epoch 0")
+                (mount / "filler").write_bytes(b"\0" * max(free - LEAVE_FREE, 0))
+                filled.append(f"{free / 2**20:.1f} MiB")
 
         args = train_args(synth_data, **{"train.epochs": "3", "train.run_name": "full"})
-        with in_background(fill_after_first_checkpoint):
+        with in_background(fill_when_the_run_starts):
             code, out = run_cli(args, capsys)
         first = storage.glob("*/epoch-0000")
         kept = [assert_loadable(d) for d in first]
@@ -196,7 +197,8 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_earlier_checkpoint(
     assert "GGLOPS_STORAGE_PATH" in line, line
     assert kept == [0]
     reliability(
-        "disk full during a checkpoint write (tmpfs filled after epoch 0)",
+        f"disk full during a checkpoint write (tmpfs left with {LEAVE_FREE // 2**20} MiB free: one "
+        "checkpoint fits, the second does not)",
         f"exit {code}; {line}; the epoch-0 checkpoint still loads",
     )
 

@@ -1,18 +1,24 @@
-"""Checkpoint directory = model bundle + `train_state.pt` (docs/architecture.md).
+"""Checkpoint directory = model bundle + `train_state.pt` + `manifest.json` (docs/architecture.md).
 
 `train_state.pt` holds what it takes to continue exactly: optimizer, AMP scaler, LR
 scheduler, the epoch just finished, RNG states, the epoch history and any MLflow points
 that could not be delivered yet (so an outage plus a crash still loses nothing).
+`manifest.json` (written last) lists every file and its size: Ray copies a checkpoint's
+files to storage in no set order, so a directory is complete only when all of them match.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.fs as pafs
 import torch
 
 from gglops.modelio import load_bundle, save_bundle
@@ -21,6 +27,18 @@ from gglops.train.config import EpochRecord
 from gglops.train.session import TrainSession
 
 TRAIN_STATE = "train_state.pt"
+MANIFEST = "manifest.json"
+EPOCH_DIR = re.compile(r"epoch-(\d+)$")  # the checkpoint_dir_name the loop reports with
+
+
+def epoch_dir_name(epoch: int) -> str:
+    return f"epoch-{epoch:04d}"
+
+
+def epoch_of(path: str) -> int:
+    """The epoch a checkpoint directory holds, from its name (-1 for any other name)."""
+    match = EPOCH_DIR.search(path.rstrip("/"))
+    return int(match[1]) if match else -1
 
 
 @dataclass(frozen=True)
@@ -58,9 +76,38 @@ def save_checkpoint(
         "pending": [p.model_dump() for p in pending],
         "best_val_miou": max((r.val_miou for r in history), default=0.0),
     }
-    tmp = directory / f".{TRAIN_STATE}.tmp"
-    torch.save(state, tmp)
-    tmp.replace(directory / TRAIN_STATE)
+    _write_atomically(directory / TRAIN_STATE, lambda path: torch.save(state, path))
+    sizes = {str(f.relative_to(directory)): f.stat().st_size for f in _files(directory)}
+    _write_atomically(directory / MANIFEST, lambda path: path.write_text(json.dumps(sizes)))
+
+
+def newest_complete_checkpoint(fs: pafs.FileSystem, run_path: str) -> str | None:
+    """The newest epoch directory under `run_path` whose files all match its manifest."""
+    selector = pafs.FileSelector(run_path, allow_not_found=True)
+    dirs = [i.path for i in fs.get_file_info(selector) if i.type == pafs.FileType.Directory]
+    candidates = sorted((d for d in dirs if epoch_of(d) >= 0), key=epoch_of, reverse=True)
+    return next((d for d in candidates if _complete(fs, d)), None)
+
+
+def _complete(fs: pafs.FileSystem, path: str) -> bool:
+    try:
+        with fs.open_input_stream(f"{path}/{MANIFEST}") as stream:
+            expected: dict[str, int] = json.loads(stream.read())
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    except (OSError, ValueError):
+        return False  # no manifest yet, or unreadable: not a checkpoint to restore from
+    found = {i.path[len(path) + 1 :]: i.size for i in infos if i.type == pafs.FileType.File}
+    return all(found.get(name) == size for name, size in expected.items())
+
+
+def _files(directory: Path) -> list[Path]:
+    return [f for f in directory.rglob("*") if f.is_file() and f.name != MANIFEST]
+
+
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    tmp.replace(path)
 
 
 def restore_checkpoint(directory: Path, session: TrainSession, *, restore_rng: bool) -> Restored:

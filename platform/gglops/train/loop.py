@@ -16,7 +16,14 @@ from ray.train import Checkpoint
 from ray.train.torch import get_device, prepare_data_loader, prepare_model
 
 from gglops.tracking import MetricSink
-from gglops.train.checkpointing import Restored, restore_checkpoint, save_checkpoint
+from gglops.train.checkpointing import (
+    Restored,
+    epoch_dir_name,
+    epoch_of,
+    newest_complete_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from gglops.train.config import EpochRecord, LoopConfig, WorkerSummary
 from gglops.train.progress import epoch_line
 from gglops.train.session import LossDivergedError, TrainSession, build_session
@@ -82,11 +89,31 @@ def _use_assigned_cpus() -> None:
 
 
 def _restore(session: TrainSession, rank: int) -> Restored:
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = _latest_checkpoint(announce=rank == 0)
     if checkpoint is None:
         return Restored(next_epoch=0, history=[], pending=[])
     with checkpoint.as_directory() as directory:
         return restore_checkpoint(Path(directory), session, restore_rng=rank == 0)
+
+
+def _latest_checkpoint(announce: bool) -> Checkpoint | None:
+    """Ray's registered checkpoint, or a newer complete one in the run's storage.
+
+    The controller registers a checkpoint only once every rank's report of that round has
+    reached it; a worker that dies right after reporting takes its queued report along, so
+    rank 0's already uploaded checkpoint stays unregistered and Ray would restart one epoch
+    further back. The storage listing finds it (complete = matches its manifest).
+    """
+    registered = ray.train.get_checkpoint()
+    storage = ray.train.get_context().get_storage()
+    fs = storage.storage_filesystem
+    newest = newest_complete_checkpoint(fs, storage.experiment_fs_path)
+    if newest is None or (registered and epoch_of(registered.path) >= epoch_of(newest)):
+        return registered
+    if announce:
+        known = epoch_of(registered.path) if registered else "none"
+        print(f"restoring from {newest} (Ray had registered epoch {known})", flush=True)
+    return Checkpoint(path=newest, filesystem=fs)
 
 
 def _sink(cfg: LoopConfig, restored: Restored) -> MetricSink | None:
@@ -127,7 +154,7 @@ def _report(
             save_checkpoint(Path(tmp), session, record.epoch, history, pending)
             checkpoint = Checkpoint.from_directory(tmp)
         ray.train.report(
-            metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch-{record.epoch:04d}"
+            metrics, checkpoint=checkpoint, checkpoint_dir_name=epoch_dir_name(record.epoch)
         )
 
 

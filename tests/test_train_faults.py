@@ -12,15 +12,20 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 import torch
 
 from gglops.cli import main as cli_main
 from gglops.modelio import load_bundle
+from gglops.settings import Settings
+from gglops.train.checkpointing import newest_complete_checkpoint
+from gglops.train.storage import Storage, resolve_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small and quick; keep_checkpoints=1 so that a tmpfs can hold exactly what the run needs.
@@ -207,3 +212,55 @@ def _free_bytes(path: Path) -> int:
     import shutil
 
     return shutil.disk_usage(path).free
+
+
+@pytest.mark.integration
+def test_s3_stopped_during_checkpoint_upload(
+    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, capsys, reliability
+) -> None:
+    prefix = f"{fault_env.bucket}/faults-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("GGLOPS_STORAGE_PATH", f"s3://{prefix}")
+    storage = resolve_storage(Settings())
+    stopped: list[float] = []
+
+    def stop_s3_after_first_checkpoint(stop: threading.Event) -> None:
+        """SeaweedFS goes away once epoch 0 is in the bucket, while later uploads are due."""
+        if wait_for(lambda: newest_complete_checkpoint(*_fs(storage)) is not None, 300, stop):
+            fault_env.stop_s3()
+            stopped.append(time.perf_counter())
+
+    # Many short epochs: uploads keep coming after the stop.
+    args = train_args(synth_data, **{"train.epochs": "40", "train.run_name": "s3"})
+    start = time.perf_counter()
+    try:
+        with in_background(stop_s3_after_first_checkpoint):
+            code, out = run_cli(args, capsys)
+        seconds = time.perf_counter() - start
+    finally:
+        fault_env.start_s3()
+    line = error_line(out)
+    assert stopped, out
+    assert code == 2, out
+    assert "Traceback" not in out
+    assert f"GGLOPS_STORAGE_PATH=s3://{prefix}" in line, line
+    # Back up: the checkpoints already uploaded are listed and the newest complete one loads.
+    newest = newest_complete_checkpoint(*_fs(storage))
+    assert newest is not None
+    local = tmp_path / "downloaded"
+    local.mkdir()
+    pafs.copy_files(newest, str(local), source_filesystem=storage.filesystem)
+    epoch = assert_loadable(local)
+    reliability(
+        "S3 (SeaweedFS) stopped during checkpoint upload",
+        f"exit {code} {seconds - (stopped[0] - start):.0f} s after the stop; {line}; after "
+        f"restart the epoch-{epoch} checkpoint in the bucket lists and loads",
+    )
+
+
+def _fs(storage: Storage) -> tuple[pafs.FileSystem, str]:
+    """The storage's filesystem and the one run directory under it (or the storage root)."""
+    selector = pafs.FileSelector(storage.path, allow_not_found=True)
+    runs = [
+        i.path for i in storage.filesystem.get_file_info(selector) if i.type.name == "Directory"
+    ]
+    return storage.filesystem, runs[0] if runs else storage.path

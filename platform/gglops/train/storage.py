@@ -6,6 +6,7 @@ one code path; an S3 path uses the configured endpoint (SeaweedFS, MinIO, AWS).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -22,6 +23,7 @@ from gglops.settings import Settings
 
 STORAGE_SETTING = "GGLOPS_STORAGE_PATH"
 MIB = 2**20
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 @dataclass(frozen=True)
@@ -105,19 +107,26 @@ def check_space(storage: Storage, needed: int) -> None:
 
 
 def storage_failure(exc: BaseException, storage: Storage) -> ServiceError | None:
-    """The one line for a run that failed writing a checkpoint (disk full, S3 gone), else None.
+    """The one line for a run that failed on its checkpoint storage (disk full, S3 gone);
+    None when the failure was something else.
 
     Ray wraps the worker's or the controller's OSError (ControllerError.controller_failure,
     WorkerGroupError.worker_failures); walk those and the exception chain to find it.
     """
     cause = _os_error(exc, depth=0)
-    if cause is None:
+    if cause is None or not _about_storage(cause, storage):
         return None
-    reason = cause.strerror or str(cause).splitlines()[0]
+    reason = (cause.strerror or str(cause).splitlines()[0])[:240]
     return ServiceError(
-        f"{STORAGE_SETTING}={storage.uri}: writing a checkpoint failed: {reason}; "
+        f"{STORAGE_SETTING}={storage.uri} failed during training: {reason}; "
         "the checkpoints already written are kept"
     )
+
+
+def _about_storage(error: OSError, storage: Storage) -> bool:
+    """A full/read-only disk, or an error naming the storage path (S3 names the key)."""
+    key = storage.path if storage.is_local() else storage.path.partition("/")[2]
+    return error.errno in STORAGE_ERRNOS or bool(key and key in str(error))
 
 
 def _os_error(exc: BaseException | None, depth: int) -> OSError | None:

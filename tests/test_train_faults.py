@@ -20,12 +20,14 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 import torch
+from mlflow.tracking import MlflowClient
 
 from gglops.cli import main as cli_main
 from gglops.modelio import load_bundle
 from gglops.settings import Settings
 from gglops.train.checkpointing import newest_complete_checkpoint
 from gglops.train.storage import Storage, resolve_storage
+from gglops.train.trainer import pending_file
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small and quick; keep_checkpoints=1 so that a tmpfs can hold exactly what the run needs.
@@ -264,3 +266,47 @@ def _fs(storage: Storage) -> tuple[pafs.FileSystem, str]:
         i.path for i in storage.filesystem.get_file_info(selector) if i.type.name == "Directory"
     ]
     return storage.filesystem, runs[0] if runs else storage.path
+
+
+@pytest.mark.integration
+def test_mlflow_stopped_mid_training(
+    fault_env, synth_data: Path, tmp_path: Path, capsys, reliability
+) -> None:
+    storage, epochs = tmp_path / "ray", 16
+    seen: dict[str, int] = {}  # the newest checkpointed epoch when MLflow went down / came up
+
+    def newest_epoch() -> int:
+        return max((int(d.name.split("-")[1]) for d in epoch_dirs(storage)), default=-1)
+
+    def outage(stop: threading.Event) -> None:
+        """MLflow goes down once epoch 0 is checkpointed and comes back after epoch 2's."""
+        try:
+            if wait_for(lambda: newest_epoch() >= 0, 300, stop):
+                fault_env.stop_mlflow()
+                seen["down"] = newest_epoch()
+                wait_for(lambda: newest_epoch() >= 2, 300, stop)
+        finally:
+            fault_env.start_mlflow()
+            seen["up"] = newest_epoch()
+
+    args = train_args(synth_data, **{"train.epochs": str(epochs), "train.run_name": "mlf"})
+    with in_background(outage):
+        code, out = run_cli(args, capsys)
+    assert code == 0, out
+    assert "down" in seen, out
+    assert seen["up"] >= seen["down"] + 2, seen  # epochs trained while MLflow was down
+    run_id = re.search(r"runs:/(\w+)/model", out)
+    assert run_id, out
+    client = MlflowClient(tracking_uri=fault_env.mlflow_uri)
+    steps = sorted(m.step for m in client.get_metric_history(run_id[1], "val_miou"))
+    assert steps == list(range(epochs)), steps
+    assert client.get_run(run_id[1]).info.status == "FINISHED"
+    assert not pending_file(run_id[1]).exists()
+    newest = max(epoch_dirs(storage), key=lambda d: d.name)
+    assert assert_loadable(newest) == epochs - 1
+    reliability(
+        f"MLflow server stopped mid-training (after epoch 0, restarted after epoch 2 of {epochs})",
+        f"exit {code}; training went on: MLflow stopped after epoch {seen['down']}, back after "
+        f"epoch {seen['up']}; all {epochs} epochs' val_miou delivered (steps "
+        f"0-{steps[-1]}), run FINISHED, no pending file left, final checkpoint loads",
+    )

@@ -12,10 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow.fs as pafs
 import pytest
@@ -117,6 +121,50 @@ def assert_loadable(checkpoint: Path) -> int:
     return int(state["epoch"])
 
 
+class _Forward(BaseHTTPRequestHandler):
+    """Forwards every request to `upstream`, noting (path, Authorization header) first."""
+
+    upstream: ClassVar[str] = ""
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def _forward(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization", "")))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        request = urllib.request.Request(
+            self.upstream + self.path, data=body, headers=headers, method=self.command
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, payload = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, payload = exc.code, exc.read()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815 (http.server's names)
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+
+@contextmanager
+def recording_proxy(upstream: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """An HTTP proxy in front of the MLflow server: its URL and the requests it saw."""
+    handler = type("Forward", (_Forward,), {"upstream": upstream, "seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def fault_env(stack_env, ray_running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The stack's environment, local storage in tmp, no Ray address (the shared local Ray)."""
@@ -128,13 +176,23 @@ def fault_env(stack_env, ray_running, tmp_path: Path, monkeypatch: pytest.Monkey
 
 @pytest.mark.integration
 def test_diverging_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
-    fault_env, synth_data: Path, tmp_path: Path, capsys, reliability
+    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, capsys, reliability
 ) -> None:
     # Soft-IoU loss, lr=1000, no clipping: on this data epochs 0-1 stay finite, then the weights
     # overflow (the bounded loss itself may stay finite: the weight check catches that).
     sets = {"train.loss": "soft_iou", "train.lr": "1000", "train.grad_clip": "0"}
     args = train_args(synth_data, **sets, **{"train.epochs": "4", "train.run_name": "nan"})
-    code, out = run_cli(args, capsys)
+    # Also: the tracking token reaches rank 0 (it travels in the loop config, not the runtime
+    # env); only rank 0's metric batches can carry it, as the driver's env has no token.
+    token = f"sentinel-{uuid.uuid4().hex}"
+    monkeypatch.setenv("GGLOPS_MLFLOW_TRACKING_TOKEN", token)
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    with recording_proxy(fault_env.mlflow_uri) as (proxy_uri, seen):
+        monkeypatch.setenv("GGLOPS_MLFLOW_TRACKING_URI", proxy_uri)
+        code, out = run_cli(args, capsys)
+    # The driver's own batch (params) goes without it; rank 0's per-epoch metrics carry it.
+    batches = [a for path, a in seen if path.endswith("/runs/log-batch") and a == f"Bearer {token}"]
+    assert batches, seen
     line = error_line(out)
     assert code == 2, out
     assert "Traceback" not in out
@@ -152,6 +210,10 @@ def test_diverging_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     reliability(
         "NaN/inf loss or weights (train.lr=1000, no grad clipping, soft_iou)",
         f"exit {code}; {line}; that checkpoint loads with finite weights",
+    )
+    reliability(
+        "MLflow token set (GGLOPS_MLFLOW_TRACKING_TOKEN), not in Ray's runtime env",
+        f"reached rank 0: its {len(batches)} metric batches carried it as the bearer token",
     )
 
 

@@ -8,6 +8,7 @@ ones we do hold are `SecretStr`, so they never print.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError
@@ -53,8 +54,17 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Settings from env/.env; a bad value becomes one UsageError line naming the setting."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         err = exc.errors()[0]
         name = "GGLOPS_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
         raise UsageError(f"setting {name}: {err['msg']}") from None
+    _share_tracking_token(settings)
+    return settings
+
+
+def _share_tracking_token(settings: Settings) -> None:
+    """MLflow's client reads its bearer token only from MLFLOW_TRACKING_TOKEN: mirror ours
+    there (this process and its children only) unless the user set MLflow's own."""
+    if settings.mlflow_tracking_token is not None and not os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        os.environ["MLFLOW_TRACKING_TOKEN"] = settings.mlflow_tracking_token.get_secret_value()

@@ -23,7 +23,6 @@ from mlflow.tracking import MlflowClient
 
 from gglnet import GGLNet
 from gglops import tracking
-from gglops.cli import main as cli_main
 from gglops.data.io import read_image
 from gglops.data.layouts import resolve_layout
 from gglops.data.manifest import build_manifest
@@ -80,21 +79,6 @@ def logged_run(uri: str, data_root: Path, net: GGLNet, tmp: Path) -> str:
     return run_id
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """`gglops ARGS` in this process (no interpreter start-up): exit code and all output."""
-    old = sys.argv
-    sys.argv = ["gglops", *args]
-    try:
-        cli_main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
 # --- fixtures ----------------------------------------------------------------------------
 
 
@@ -147,15 +131,15 @@ def test_register_tags_lineage_and_metrics(runs, model_env: str, synth_data: Pat
 
 
 @pytest.mark.integration
-def test_register_unknown_run_is_exit_2(model_env: str, capsys, reliability) -> None:
-    code, out = run_cli(["register", "0123456789abcdef0123456789abcdef"], capsys)
+def test_register_unknown_run_is_exit_2(model_env: str, gglops_cli, reliability) -> None:
+    code, out = gglops_cli(["register", "0123456789abcdef0123456789abcdef"])
     assert code == 2 and "not found" in out and "Traceback" not in out
     reliability("register an unknown run id", f"exit {code}; {out.strip().splitlines()[-1]}")
 
 
 @pytest.mark.integration
 def test_promote_gate_fail_pass_rollback_and_idempotent_release(
-    runs, model_env: str, capsys, tmp_path: Path
+    runs, model_env: str, gglops_cli, tmp_path: Path
 ) -> None:
     settings = load_settings()
     uri, store = settings.mlflow_tracking_uri, ArtifactStore(settings)
@@ -189,7 +173,7 @@ def test_promote_gate_fail_pass_rollback_and_idempotent_release(
     v2 = register_run(runs["b"], settings).version
     out_json = tmp_path / "decision.json"
     args = ["promote", "--version", v2, "--set", "gates.min_miou=0.99", "--out", str(out_json)]
-    code, out = run_cli(args, capsys)
+    code, out = gglops_cli(args)
     assert code == 1, out
     assert "FAIL" in out and "min_miou" in out and "not promoted" in out
     decision = json.loads(out_json.read_text())
@@ -253,13 +237,13 @@ def test_concurrent_promotions_leave_one_champion(runs, model_env: str, reliabil
 
 @pytest.mark.integration
 def test_s3_down_during_promotion_moves_nothing(
-    stack, runs, model_env: str, capsys, reliability
+    stack, runs, model_env: str, gglops_cli, reliability
 ) -> None:
     settings = load_settings()
     version = register_run(runs["a"], settings).version
     stack.stop_s3()
     try:
-        code, out = run_cli(["promote", "--version", version, "--set", "gates.min_miou=0"], capsys)
+        code, out = gglops_cli(["promote", "--version", version, "--set", "gates.min_miou=0"])
     finally:
         stack.start_s3()
     assert code == 2, out
@@ -272,12 +256,12 @@ def test_s3_down_during_promotion_moves_nothing(
 
 @pytest.mark.integration
 def test_wrong_s3_credentials_name_the_setting(
-    stack, runs, model_env: str, capsys, monkeypatch, reliability
+    stack, runs, model_env: str, gglops_cli, monkeypatch, reliability
 ) -> None:
     version = register_run(runs["a"], load_settings()).version
     secret = "wrong-" + uuid.uuid4().hex
     monkeypatch.setenv("GGLOPS_AWS_SECRET_ACCESS_KEY", secret)
-    code, out = run_cli(["promote", "--version", version], capsys)
+    code, out = gglops_cli(["promote", "--version", version])
     assert code == 2, out
     assert "GGLOPS_AWS_SECRET_ACCESS_KEY" in out and "SignatureDoesNotMatch" in out
     assert secret not in out and stack.secret_key not in out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -26,7 +25,6 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from gglops.cli import main as cli_main
 from gglops.modelio import load_bundle
 from gglops.settings import Settings
 from gglops.train.checkpointing import newest_complete_checkpoint
@@ -47,21 +45,6 @@ TINY_SETS = {
     "train.max_failures": "1",
 }
 LEAVE_FREE = 10 * 2**20  # one width-0.25 checkpoint is ~7 MiB
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """`gglops ARGS` in this process: exit code and all output."""
-    old = sys.argv
-    sys.argv = ["gglops", *args]
-    try:
-        cli_main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 def train_args(data: Path, **sets: str) -> list[str]:
@@ -176,7 +159,7 @@ def fault_env(stack_env, ray_running, tmp_path: Path, monkeypatch: pytest.Monkey
 
 @pytest.mark.integration
 def test_diverging_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
-    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, capsys, reliability
+    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, gglops_cli, reliability
 ) -> None:
     # Soft-IoU loss, lr=1000, no clipping: on this data epochs 0-1 stay finite, then the weights
     # overflow (the bounded loss itself may stay finite: the weight check catches that).
@@ -190,7 +173,7 @@ def test_diverging_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "")
     with recording_proxy(fault_env.mlflow_uri) as (proxy_uri, seen):
         monkeypatch.setenv("GGLOPS_MLFLOW_TRACKING_URI", proxy_uri)
-        code, out = run_cli(args, capsys)
+        code, out = gglops_cli(args)
     api_calls = [(path, auth) for path, auth in seen if "/api/" in path]
     batches = [p for p, auth in api_calls if p.endswith("/runs/log-batch")]
     assert len(batches) >= 2, seen  # the driver's params and rank 0's per-epoch metrics
@@ -222,12 +205,12 @@ def test_diverging_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
 
 @pytest.mark.integration
 def test_full_disk_is_refused_before_compute(
-    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, capsys, reliability
+    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, gglops_cli, reliability
 ) -> None:
     with tmpfs(tmp_path / "small", "2m") as mount:
         monkeypatch.setenv("GGLOPS_STORAGE_PATH", str(mount / "ray"))
         start = time.perf_counter()
-        code, out = run_cli(train_args(synth_data, **{"train.epochs": "1"}), capsys)
+        code, out = gglops_cli(train_args(synth_data, **{"train.epochs": "1"}))
         seconds = time.perf_counter() - start
         line = error_line(out)
         left = sorted(p.name for p in (mount / "ray").iterdir())
@@ -243,7 +226,7 @@ def test_full_disk_is_refused_before_compute(
 
 @pytest.mark.integration
 def test_disk_full_during_a_checkpoint_write_keeps_the_earlier_checkpoint(
-    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, capsys, reliability
+    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, gglops_cli, reliability
 ) -> None:
     with tmpfs(tmp_path / "small", "24m") as mount:
         storage = mount / "ray"
@@ -260,7 +243,7 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_earlier_checkpoint(
 
         args = train_args(synth_data, **{"train.epochs": "3", "train.run_name": "full"})
         with in_background(fill_when_the_run_starts):
-            code, out = run_cli(args, capsys)
+            code, out = gglops_cli(args)
         first = storage.glob("*/epoch-0000")
         kept = [assert_loadable(d) for d in first]
     line = error_line(out)
@@ -283,7 +266,7 @@ def _free_bytes(path: Path) -> int:
 
 @pytest.mark.integration
 def test_s3_stopped_during_checkpoint_upload(
-    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, capsys, reliability
+    fault_env, synth_data: Path, tmp_path: Path, monkeypatch, gglops_cli, reliability
 ) -> None:
     prefix = f"{fault_env.bucket}/faults-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("GGLOPS_STORAGE_PATH", f"s3://{prefix}")
@@ -301,7 +284,7 @@ def test_s3_stopped_during_checkpoint_upload(
     start = time.perf_counter()
     try:
         with in_background(stop_s3_after_first_checkpoint):
-            code, out = run_cli(args, capsys)
+            code, out = gglops_cli(args)
         seconds = time.perf_counter() - start
     finally:
         fault_env.start_s3()
@@ -335,7 +318,7 @@ def _fs(storage: Storage) -> tuple[pafs.FileSystem, str]:
 
 @pytest.mark.integration
 def test_mlflow_stopped_mid_training(
-    fault_env, synth_data: Path, tmp_path: Path, capsys, reliability
+    fault_env, synth_data: Path, tmp_path: Path, gglops_cli, reliability
 ) -> None:
     storage, epochs = tmp_path / "ray", 16
     seen: dict[str, int] = {}  # the newest checkpointed epoch when MLflow went down / came up
@@ -356,7 +339,7 @@ def test_mlflow_stopped_mid_training(
 
     args = train_args(synth_data, **{"train.epochs": str(epochs), "train.run_name": "mlf"})
     with in_background(outage):
-        code, out = run_cli(args, capsys)
+        code, out = gglops_cli(args)
     assert code == 0, out
     assert "down" in seen, out
     assert seen["up"] >= seen["down"] + 2, seen  # epochs trained while MLflow was down

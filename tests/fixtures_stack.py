@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,18 @@ class StackInfo:
 
     def start_mlflow(self) -> None:
         self.handle.up(["mlflow"])
+
+    def s3_client(self) -> Any:
+        """A boto3 client with the stack's own keys (tests read the bucket directly)."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+        )
 
 
 def _cache_dir(config: pytest.Config) -> Path | None:

@@ -57,14 +57,6 @@ def test_push_wipe_pull_restores_identical_bytes(stack, tmp_path: Path) -> None:
     _run([DVC, "pull", "-q"], repo)
     assert _digests(data) == before
 
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=stack.access_key,
-        aws_secret_access_key=stack.secret_key,
-    )
+    s3 = stack.s3_client()
     stored = s3.list_objects_v2(Bucket=stack.bucket, Prefix="dvc-test/")
     assert stored["KeyCount"] >= len(before)  # one object per file, plus the .dir manifest

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_registry import calibrated_model, run_cli
+from test_registry import calibrated_model
 
 from gglops.evaluate import PR_THRESHOLDS, SIZE_BINS, evaluate_model
 from gglops.export import build_artifact, split_images
@@ -47,11 +47,11 @@ def test_bundle_and_onnx_give_the_same_metrics(bundle_and_onnx, synth_data: Path
     assert sum(int(r["targets"]) for r in sizes) == by_torch.n_targets
 
 
-def test_evaluate_cli_writes_the_convention(bundle_and_onnx, synth_data, tmp_path, capsys):
+def test_evaluate_cli_writes_the_convention(bundle_and_onnx, synth_data, tmp_path, gglops_cli):
     _, onnx = bundle_and_onnx
     out = tmp_path / "metrics.json"
     args = ["evaluate", str(onnx), str(synth_data), "--out", str(out)]
-    code, text = run_cli([*args, "--params", "params.yaml"], capsys)
+    code, text = gglops_cli([*args, "--params", "params.yaml"])
     assert code == 0, text
     metrics = json.loads(out.read_text())
     assert metrics["resolution"] == "original" and metrics["niou_empty_images"] == "count 0"
@@ -59,6 +59,6 @@ def test_evaluate_cli_writes_the_convention(bundle_and_onnx, synth_data, tmp_pat
     assert metrics["n_images"] == 5 and metrics["split"] == "idx_427"
 
 
-def test_evaluate_missing_model_is_exit_2(synth_data: Path, tmp_path: Path, capsys) -> None:
-    code, text = run_cli(["evaluate", str(tmp_path / "nope.onnx"), str(synth_data)], capsys)
+def test_evaluate_missing_model_is_exit_2(synth_data: Path, tmp_path: Path, gglops_cli) -> None:
+    code, text = gglops_cli(["evaluate", str(tmp_path / "nope.onnx"), str(synth_data)])
     assert code == 2 and "nope.onnx" in text

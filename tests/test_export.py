@@ -10,7 +10,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from test_registry import run_cli
 
 from gglnet import GGLNet
 from gglops import export
@@ -53,12 +52,12 @@ def test_parity_miss_is_a_check_error(net, tmp_path, monkeypatch) -> None:
         export.build_artifact(net, tmp_path / "m.onnx")
 
 
-def test_export_cli_to_s3(stack_env, net, tmp_path, capsys) -> None:
+def test_export_cli_to_s3(stack_env, net, tmp_path, gglops_cli) -> None:
     from gglops.settings import load_settings
 
     bundle = save_bundle(net, tmp_path / "bundle", width_mult=0.25)
     url = f"s3://{stack_env.bucket}/tests/export/{tmp_path.name}/model.onnx"
-    code, out = run_cli(["export", str(bundle), "--out", url], capsys)
+    code, out = gglops_cli(["export", str(bundle), "--out", url])
     assert code == 0, out
     assert "parity max abs diff" in out
     stored = ArtifactStore(load_settings()).sha256(S3Url.parse(url).key)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
 
@@ -75,13 +74,7 @@ def test_default_pipeline_end_to_end(project: Path, stack, tmp_path: Path) -> No
     decision = json.loads((project / "outputs/registry/promotion.json").read_text())
     assert decision["passed"] is True
     version = decision["version"]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.s3_endpoint,
-        aws_access_key_id=stack.access_key,
-        aws_secret_access_key=stack.secret_key,
-        region_name="us-east-1",
-    )
+    s3 = stack.s3_client()
     keys = {
         o["Key"]
         for o in s3.list_objects_v2(Bucket=stack.bucket, Prefix=f"models/gglnet/{version}/")[

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_registry import run_cli
 
 from gglnet import GGLNet
 from gglops.export import export_onnx
@@ -31,12 +30,12 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("kind", ["onnx", "bundle"])
 def test_odd_size_image_gives_same_size_mask_and_overlay(
-    models, kind, tmp_path, capsys, reliability
+    models, kind, tmp_path, gglops_cli, reliability
 ):
     rng = np.random.default_rng(0)
     image = tmp_path / "frame.png"
     Image.fromarray(rng.integers(0, 255, (213, 300), dtype=np.uint8)).save(image)
-    code, out = run_cli(["predict", str(models[kind]), str(image), "--out", str(tmp_path)], capsys)
+    code, out = gglops_cli(["predict", str(models[kind]), str(image), "--out", str(tmp_path)])
     assert code == 0, out
     mask = np.asarray(Image.open(tmp_path / "frame_mask.png"))
     over = Image.open(tmp_path / "frame_overlay.png")
@@ -62,10 +61,10 @@ def test_overlay_boxes_each_target() -> None:
     assert not red[11, 21]  # the target itself is not painted over
 
 
-def test_unreadable_image_is_exit_2_naming_it(models, tmp_path, capsys, reliability) -> None:
+def test_unreadable_image_is_exit_2_naming_it(models, tmp_path, gglops_cli, reliability) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    code, out = run_cli(["predict", str(models["onnx"]), str(bad), "--out", str(tmp_path)], capsys)
+    code, out = gglops_cli(["predict", str(models["onnx"]), str(bad), "--out", str(tmp_path)])
     assert code == 2 and "broken.png" in out
     assert not list(tmp_path.glob("*_mask.png"))
     line = out.strip().replace(str(tmp_path), "TMP")

@@ -7,7 +7,7 @@ import re
 import uuid
 
 import pytest
-from test_registry import calibrated_model, logged_run, run_cli
+from test_registry import calibrated_model, logged_run
 
 from gglops.report import (
     Bullets,
@@ -57,7 +57,7 @@ def test_markdown_and_html_render_the_same_blocks() -> None:
 
 
 @pytest.mark.integration
-def test_report_of_a_registered_version(stack_env, synth_data, tmp_path, monkeypatch, capsys):
+def test_report_of_a_registered_version(stack_env, synth_data, tmp_path, monkeypatch, gglops_cli):
     from gglops.data.manifest import build_manifest
     from gglops.registry import register_run
 
@@ -67,7 +67,7 @@ def test_report_of_a_registered_version(stack_env, synth_data, tmp_path, monkeyp
     run_id = logged_run(stack_env.mlflow_uri, synth_data, net, tmp_path)
     version = register_run(run_id, load_settings()).version
 
-    code, out = run_cli(["report", version, "--out", str(tmp_path / "report")], capsys)
+    code, out = gglops_cli(["report", version, "--out", str(tmp_path / "report")])
     assert code == 0, out
     folder = tmp_path / "report"
     text, page = (folder / "report.md").read_text(), (folder / "report.html").read_text()

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -95,13 +94,7 @@ def scan_tree(root: Path, needle: bytes) -> Scan:
 
 
 def scan_bucket(stack, needle: bytes, prefix: str = "") -> Scan:  # type: ignore[no-untyped-def]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.s3_endpoint,
-        aws_access_key_id=stack.access_key,
-        aws_secret_access_key=stack.secret_key,
-        region_name="us-east-1",
-    )
+    s3 = stack.s3_client()
     scan = Scan()
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket, Prefix=prefix)
     for item in (obj for page in pages for obj in page.get("Contents", [])):

@@ -78,6 +78,30 @@ def test_params_overrides_and_flat_names() -> None:
 def test_cli_bad_input_is_one_line_exit_2(
     fault: str, argv: list[str], needle: str, reliability
 ) -> None:
+    assert_one_line_exit_2(argv, needle, fault, reliability)
+
+
+@pytest.mark.parametrize(
+    ("fault", "text", "needle"),
+    [
+        ("params.yaml: unknown key", "train:\n  lrate: 0.1\n", "train.lrate"),
+        ("params.yaml: wrong type", "train:\n  epochs: ten\n", "train.epochs"),
+        ("params.yaml: negative lr", "train:\n  lr: -0.001\n", "train.lr"),
+        ("params.yaml: not YAML", "train: [\n", "not valid YAML"),
+        ("params.yaml: a list, not sections", "- 1\n- 2\n", "params.yaml"),
+    ],
+)
+def test_malformed_params_file_is_one_line_exit_2(
+    fault: str, text: str, needle: str, tmp_path: Path, reliability
+) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    line = assert_one_line_exit_2(["train", "--params", str(params)], needle, fault, reliability)
+    assert str(params) in line
+
+
+def assert_one_line_exit_2(argv: list[str], needle: str, fault: str, reliability) -> str:
+    """`gglops ARGV` exits 2 with one stderr line holding `needle`; records the row."""
     out = subprocess.run(
         [sys.executable, "-m", "gglops", *argv], cwd=ROOT, capture_output=True, text=True
     )
@@ -86,3 +110,4 @@ def test_cli_bad_input_is_one_line_exit_2(
     assert needle in out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+    return out.stderr.strip()

@@ -200,6 +200,8 @@ def measure(
     epochs: int = EPOCHS, images: int = IMAGES, rounds: int = ROUNDS, scaling: bool = True
 ) -> dict[str, Any]:
     """Figures for bench/results.json; the ratio target is >= 0.97."""
+    import ray
+
     from gglops.data.synth import synthesize
     from gglops.params import Params
 
@@ -209,9 +211,14 @@ def measure(
         root = synthesize(tmp / "data", images, DEFAULTS["data.image_size"], 0)
         params = Params().with_overrides({**DEFAULTS, "train.epochs": epochs})
         figures = {"ray_init_s": _init_ray(max(threads, 2))}
-        figures |= _ratio_rounds(params, root, tmp, threads, rounds)
-        if scaling:
-            figures |= _scaling(params, root, tmp)
+        try:
+            figures |= _ratio_rounds(params, root, tmp, threads, rounds)
+            if scaling:
+                figures |= _scaling(params, root, tmp)
+        finally:
+            # A second Ray instance left on the machine would confuse the demo's Ray clients
+            # ("Found multiple active Ray instances") and double their forwarded logs.
+            ray.shutdown()
     figures |= {"ray_train_threads": threads, "ray_train_epochs": epochs}
     return figures
 

@@ -90,6 +90,7 @@ def test_cli_bad_input_is_one_line_exit_2(
         ("params.yaml: not YAML", "train: [\n", "not valid YAML"),
         ("params.yaml: a list, not sections", "- 1\n- 2\n", "params.yaml"),
     ],
+    ids=["unknown-key", "wrong-type", "negative-lr", "not-yaml", "not-a-mapping"],
 )
 def test_malformed_params_file_is_one_line_exit_2(
     fault: str, text: str, needle: str, tmp_path: Path, reliability

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gglops.settings import Settings
-from gglops.stack.config import Ports, port_in_use
+from gglops.stack.config import Ports, StackConfig, port_in_use
 
 ROOT = Path(__file__).resolve().parents[1]
 GGLOPS = [sys.executable, "-m", "gglops"]
@@ -149,6 +150,38 @@ def test_env_lets_ray_clients_join_the_head(ray_head) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"cpus {ray_head.config.ray_cpus}" in done.stdout
+
+
+def test_ray_head_starts_on_a_machine_without_a_ray_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    # A fresh machine: no ~/.ray/auth_token, which `ray start --head` in token mode requires
+    # and never makes (a local `ray.init()` earlier in a session used to make it).
+    import tempfile
+
+    from gglops.stack.core import Stack
+    from gglops.stack.services import ray_auth_headers
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    token = tmp_path / ".ray" / "auth_token"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="gglray-"))  # Ray's socket paths must stay short
+    stack = Stack(
+        StackConfig(stack_dir=tmp_path / "stack", ports=Ports.free(), ray_temp_dir=ray_tmp)
+    )
+    try:
+        stack.up(["ray"])
+        assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
+        assert ray_auth_headers() == {"Authorization": f"Bearer {token.read_text()}"}
+        first = token.read_text()
+        stack.up(["ray"])  # idempotent: the token (and the head holding it) stay
+        assert token.read_text() == first
+    finally:
+        stack.down(["ray"])
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    reliability("no Ray auth token on the machine (fresh HOME)",
+                "`stack up` made ~/.ray/auth_token (0600) and the head started")  # fmt: skip
 
 
 def test_down_stops_only_what_up_started(cli_stack: CliStack, reliability) -> None:

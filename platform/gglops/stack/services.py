@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 import sys
@@ -257,17 +258,34 @@ class RayService(Service):
 
     def prepare(self) -> None:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
+        ensure_ray_token()
 
     def healthy(self) -> bool:
         return http_ok(f"{self.url}/api/version", headers=ray_auth_headers())
 
 
+def _ray_token_path() -> Path:
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def ray_token() -> str | None:
+    """Ray's auth token, found where Ray's own clients look (env, then token file)."""
+    path = _ray_token_path()
+    token = os.environ.get("RAY_AUTH_TOKEN") or (path.read_text().strip() if path.exists() else "")
+    return token or None
+
+
+def ensure_ray_token() -> None:
+    """`ray start --head` in token mode refuses to start without a token (it never makes one,
+    unlike a local `ray.init()`), so a fresh machine gets one, as `ray get-auth-token
+    --generate` would make it, but private to the user (mode 0600)."""
+    if ray_token() is None:
+        write_private(_ray_token_path(), secrets.token_hex(32))
+
+
 def ray_auth_headers() -> dict[str, str]:
-    """Ray's token auth header, found where Ray's own clients look (env, then token file)."""
-    token = os.environ.get("RAY_AUTH_TOKEN")
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    if not token and path.exists():
-        token = path.read_text().strip()
+    """Ray's token auth header for its HTTP APIs (dashboard, Jobs)."""
+    token = ray_token()
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 

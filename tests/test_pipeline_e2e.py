@@ -25,7 +25,13 @@ TINY = {
     "data": {"image_size": 32},
     "model": {"width_mult": 0.25},
     "train": {"epochs": 2, "batch_size": 4, "deterministic": True},
-    "tune": {"samples": 2, "max_concurrent": 2, "epochs": 1, "grace_period": 1},
+    "tune": {
+        "samples": 2,
+        "max_concurrent": 2,
+        "epochs": 1,
+        "grace_period": 1,
+        "cpus_per_worker": 1.0,
+    },
     "gates": {"min_miou": 0.0, "min_pd": 0.0, "max_fa": 1.0, "tolerance": 1.0},
 }
 

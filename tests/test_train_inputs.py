@@ -75,7 +75,7 @@ def test_bad_environment_is_refused_before_compute(
     reliability("MLflow tracking server down at train start", f"ServiceError; {line}")
 
     line = _refused(TrainRequest(params=params, workers=64), good, UsageError)
-    assert line.startswith("train.workers=64 but the Ray cluster has")
+    assert line.startswith("train.workers=64 × 1 CPUs each but the Ray cluster has")
     reliability("train.workers above the Ray cluster's CPUs", f"UsageError; {line}")
 
     line = _refused(TrainRequest(params=params, data_root=tmp_path / "gone"), good, DataError)

@@ -242,3 +242,19 @@ def test_unknown_search_key_exits_2_with_one_line(tmp_path: Path, reliability) -
     assert len(lines) == 1 and "tune.space.train.lrate" in lines[0], done.stderr
     assert "train.lr" in lines[0]  # the suggestion
     reliability("unknown key in tune.space", f"exit 2: {lines[0]}")
+
+
+@pytest.mark.integration
+def test_trial_larger_than_the_cluster_is_refused_before_compute(
+    stack: Any, ray_local: None, tune_data: Path, tmp_path: Path
+) -> None:
+    from gglops.errors import UsageError
+
+    space = {"train.lr": {"kind": "choice", "values": [1e-2]}}
+    params = tiny_params(tune_data, **{"tune.cpus_per_worker": 64.0, "tune.space": space})
+    settings = Settings(mlflow_tracking_uri=stack.mlflow_uri, storage_path=str(tmp_path / "ray"))
+    request = TuneRequest(params=params, best_out=tmp_path / "best.yaml", plots=tmp_path / "p")
+    with pytest.raises(UsageError) as refused:
+        run_tuning(request, settings)
+    assert str(refused.value).startswith("tune.workers_per_trial=1 × 64 CPUs each but the Ray")
+    assert not (tmp_path / "best.yaml").exists()

@@ -103,7 +103,7 @@ def run_training(
         storage, checkpoint_bytes(params.model.width_mult) * (params.train.keep_checkpoints + 1)
     )
     tracking.probe_tracking_server(settings.mlflow_tracking_uri)
-    connect_ray(settings, params.train.workers)
+    connect_ray(settings, params.train.workers * CPUS_PER_WORKER)
     check_capacity(params.train.workers, params.train.use_gpu, CPUS_PER_WORKER)
 
     run_name = _run_name(storage, params.train.run_name, request.resume, console)

@@ -63,8 +63,10 @@ def run_tuning(request: TuneRequest, settings: Settings) -> TuneResult:
     storage = resolve_storage(settings)
     check_writable(storage)
     sweep = _sweep_name(storage, params, request)
-    connect_ray(settings, params.tune.workers_per_trial + 1)
-    check_capacity(params.tune.workers_per_trial, params.train.use_gpu, params.tune.cpus_per_worker)
+    tp = params.tune
+    connect_ray(settings, tp.workers_per_trial * tp.cpus_per_worker + TRIAL_CPUS)
+    check_capacity(tp.workers_per_trial, params.train.use_gpu, tp.cpus_per_worker,
+                   setting="tune.workers_per_trial")  # fmt: skip
     lineage = _lineage(params, data_root)
     parent_id = runs.parent_run(settings, sweep, params, space, lineage)
     ctx = TrialContext(

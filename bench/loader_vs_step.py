@@ -2,7 +2,8 @@
 GGL-Net training step (forward + backward + Adam, full default model), same size and batch.
 
 The loader figure is the steady state (decoded images cached after the first epoch, as in a
-real run) with full-strength augmentation; the first, decoding epoch is reported as well.
+real run) with the augmentation block on every sample; the first, decoding epoch is reported
+as well.
 
     python -m bench.loader_vs_step   # prints the figures as JSON
 """
@@ -35,7 +36,7 @@ def _loader_rates(root: Path, size: int, batch: int, epochs: int) -> list[float]
     from gglops.data.dataset import TrainDataset
     from gglops.data.layouts import resolve_layout
 
-    dataset = TrainDataset(resolve_layout(root).train, image_size=size, augment_strength=1.0)
+    dataset = TrainDataset(resolve_layout(root).train, image_size=size, augment_p=1.0)
     loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=0)
     rates = []
     for epoch in range(epochs):

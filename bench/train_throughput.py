@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "train.batch_size": 8,
     "train.loss": "bce_soft_iou",
     "train.deterministic": False,
-    "train.augment.strength": 0.5,
+    "train.augment.p": 0.5,
     "data.layout": "auto",
     "data.split": None,
     "data.loader_workers": 0,
@@ -78,7 +78,7 @@ def _bare_loop(params: Any, data_root: Path, threads: int) -> float:
         index.train,
         image_size=params.data.image_size,
         fit=params.data.fit,
-        augment_strength=params.train.augment.strength,
+        augment_p=params.train.augment.p,
         seed=params.train.seed,
     )
     batch = params.train.batch_size

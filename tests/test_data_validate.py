@@ -58,6 +58,12 @@ def _duplicate_across_splits(root: Path) -> Path:
     return root / "idx_427/test.txt"
 
 
+def _ambiguous_mask(root: Path) -> Path:
+    path = root / "masks/Misc_5_pixels0.png"  # a grey-level picture saved in place of a label
+    Image.fromarray(np.add.outer(np.arange(64), np.arange(64)).astype(np.uint8)).save(path)
+    return path
+
+
 def _empty_split(root: Path) -> Path:
     path = root / "idx_427/test.txt"
     path.write_text("\n")
@@ -72,6 +78,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "entry-without-files": (_entry_without_files, "no image and no mask"),
     "duplicate-across-splits": (_duplicate_across_splits, "in both train and test"),
     "empty-split": (_empty_split, "split is empty"),
+    "ambiguous-mask": (_ambiguous_mask, "ambiguous mask"),
 }
 
 
@@ -145,3 +152,61 @@ def test_cli_wrong_layout_is_one_line(
     assert summary == f"1 problem(s) in {root}"
     shown = problem.replace(str(root), "ROOT")
     reliability(f"wrong layout: {case}", f"exit {result.returncode}; {shown}")
+
+
+def _split_targets(root: Path, split: str) -> tuple[int, int, int, int]:
+    """(images, images with targets, 8-connected targets, target pixels), counted here."""
+    from scipy import ndimage
+
+    stems = (root / f"idx_427/{split}.txt").read_text().split()
+    masks = [np.asarray(Image.open(root / f"masks/{s}_pixels0.png")) > 127 for s in stems]
+    counts = [ndimage.label(m, structure=np.ones((3, 3)))[1] for m in masks]
+    return len(masks), sum(c > 0 for c in counts), sum(counts), int(sum(m.sum() for m in masks))
+
+
+def _row(output: str, label: str) -> list[str]:
+    """The per-split cells of the summary row `label`."""
+    rows = [[c.strip() for c in line.strip().strip("│").split("│")] for line in output.splitlines()]
+    return next(row[1:] for row in rows if row[0] == label)
+
+
+def test_cli_prints_target_counts_per_split(synth_data: Path, gglops_cli) -> None:
+    code, output = gglops_cli(["data", "validate", str(synth_data)])
+    assert code == 0, output
+    labels = ("images", "images with targets", "targets (8-connected)", "target pixels")
+    shown = [_row(output, label) for label in labels]
+    for column, split in enumerate(("trainval", "test")):
+        assert [int(row[column]) for row in shown] == list(_split_targets(synth_data, split))
+    assert "warning" not in output
+
+
+def test_split_without_targets_is_a_warning_not_a_failure(
+    synth_data: Path, tmp_path: Path, gglops_cli, reliability
+) -> None:
+    root = _copy(synth_data, tmp_path)
+    for stem in (root / "idx_427/test.txt").read_text().split():
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(root / f"masks/{stem}_pixels0.png")
+    code, output = gglops_cli(["data", "validate", str(root)])
+    warning = (
+        f"warning: {root}/idx_427/test.txt: the test split has no targets: its 5 masks are empty"
+    )
+    assert code == 0 and warning in output.splitlines(), output
+    assert _row(output, "targets (8-connected)")[1] == "0"
+    assert [w.line() for w in validate_dataset(root).warnings] == [
+        warning.removeprefix("warning: ")
+    ]
+    reliability(
+        "a split whose masks are all empty", f"exit {code}; {warning.replace(str(root), 'ROOT')}"
+    )
+
+
+def test_cli_ambiguous_mask_is_one_line_and_exit_2(
+    synth_data: Path, tmp_path: Path, gglops_cli
+) -> None:
+    root = _copy(synth_data, tmp_path)
+    path = _ambiguous_mask(root)
+    code, output = gglops_cli(["data", "validate", str(root)])
+    assert code == 2 and "Traceback" not in output
+    problem, summary = output.strip().splitlines()
+    assert problem.startswith(f"{path}: ambiguous mask: ") and "grey-level" in problem
+    assert summary == f"1 problem(s) in {root}"

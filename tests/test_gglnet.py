@@ -13,6 +13,7 @@ from torch import nn
 
 import gglnet
 from gglnet import LOSSES, GGLNet, ProbabilityModel, gradient_magnitude
+from gglnet.blocks import ChannelGate, SpatialGate
 from gglnet.losses import bce_soft_iou_loss, soft_iou_loss
 
 REFERENCE_PARAMETERS = 8_988_093
@@ -134,9 +135,19 @@ def test_probability_model_is_the_sigmoid_of_the_logits() -> None:
     assert probs.min() >= 0 and probs.max() <= 1
 
 
-def test_initialisation() -> None:
+def test_initialisation_follows_the_reference() -> None:
     model = GGLNet(width_mult=0.25)
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    gates = [m for m in model.modules() if isinstance(m, ChannelGate | SpatialGate)]
+    gate_convs = {id(c) for g in gates for c in g.modules() if isinstance(c, nn.Conv2d)}
+    # The reference never initialises its attention gates: PyTorch's default (a uniform bias
+    # for the spatial 7×7 conv, weights within ±1/sqrt(fan_in)), 3 convs per fusion module.
+    assert len(gate_convs) == 3 * len(model.fusions)
+    spatial = [g.conv for g in gates if isinstance(g, SpatialGate)]
+    assert all(torch.count_nonzero(c.bias) > 0 for c in spatial)
+    for conv in (c for g in gates for c in g.modules() if isinstance(c, nn.Conv2d)):
+        fan_in = conv.weight[0].numel()
+        assert conv.weight.abs().max() <= 1 / math.sqrt(fan_in) + 1e-6
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and id(m) not in gate_convs]
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert all(torch.count_nonzero(m.bias) == 0 for m in convs if m.bias is not None)
     assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in norms)

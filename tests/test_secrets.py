@@ -35,7 +35,7 @@ TINY = {
     "model.width_mult": 0.25,
     "train.epochs": 1,
     "train.batch_size": 8,
-    "train.augment.strength": 0.0,
+    "train.augment.p": 0.0,
     "train.deterministic": True,
 }
 RAY_AGENT_LOG = "runtime_env_agent.log"

@@ -40,7 +40,7 @@ TINY_SETS = {
     "train.batch_size": "4",
     "train.loss": "bce_soft_iou",
     "train.lr_schedule": "none",
-    "train.augment.strength": "0",
+    "train.augment.p": "0",
     "train.keep_checkpoints": "1",
     "train.max_failures": "1",
 }

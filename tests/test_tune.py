@@ -38,7 +38,7 @@ TINY: dict[str, Any] = {
     "train.lr_schedule": "none",
     "train.grad_clip": 1.0,
     "train.deterministic": True,
-    "train.augment.strength": 0.0,
+    "train.augment.p": 0.0,
     "train.keep_checkpoints": 1,
     "train.max_failures": 0,
     "tune.workers_per_trial": 1,

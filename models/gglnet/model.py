@@ -14,11 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from gglnet.blocks import (
+    ChannelGate,
     DownResidualBlock,
     GradientSupplement,
     LocalContrast,
     ResidualBlock,
     SEResidualBlock,
+    SpatialGate,
     TwoWayGuidanceFusion,
     conv_bn,
 )
@@ -95,7 +97,7 @@ class GGLNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(widths[0], 1, 1),
         )
-        self.apply(init_weights)
+        reference_init(self)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The five GSM outputs, full resolution first."""
@@ -127,6 +129,17 @@ class ProbabilityModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.model(x))
+
+
+def reference_init(model: nn.Module) -> None:
+    """`init_weights` wherever the reference applies it: everywhere except the fusion
+    modules' channel and spatial attention gates, whose own init is never called there, so
+    they keep PyTorch's default (uniform) init."""
+    gates = [m for m in model.modules() if isinstance(m, ChannelGate | SpatialGate)]
+    keep = {id(inner) for gate in gates for inner in gate.modules()}
+    for module in model.modules():
+        if id(module) not in keep:
+            init_weights(module)
 
 
 def init_weights(module: nn.Module) -> None:

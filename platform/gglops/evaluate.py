@@ -1,8 +1,11 @@
-"""Evaluate any MODEL reference on a test split at the images' original resolution.
+"""Evaluate any MODEL reference on a test split under a named protocol (`data.eval_protocol`).
 
-The same code path as training validation: `predict_probs` (pad to 16, predict, crop back)
-feeding `IRSTDMetrics`. Besides the metrics, pixel counts at several thresholds give a
-precision/recall curve, and the per-target records give recall per target size (DVC plots).
+`original` (default): each image at its own resolution. `resized` (the GGL-Net authors'):
+test images and masks resized to `data.image_size` first, so Fa divides by resized pixels.
+The same code path as training validation: `EvalDataset` then `predict_probs` (pad to 16,
+predict, crop back) feeding `IRSTDMetrics`. Besides the metrics, pixel counts at several
+thresholds give a precision/recall curve, and the per-target records give recall per target
+size (DVC plots).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -19,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from gglops.data.layouts import DatasetIndex
 from gglops.inference import ProbFn, predict_probs
 from gglops.metrics import THRESHOLD, IRSTDMetrics
-from gglops.params import Params
+from gglops.params import EvalProtocol, Params
 
 PR_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.05))
 # Target-size bins in pixels (upper bound inclusive): point-like to extended targets.
@@ -32,6 +35,12 @@ SIZE_BINS: tuple[tuple[str, int], ...] = (
     ("80+", 1 << 62),
 )
 PR_CSV, SIZE_CSV = "pr_curve.csv", "size_recall.csv"
+# How each protocol's numbers were measured, as metrics.json states it ({size}: data.image_size).
+RESOLUTIONS: dict[EvalProtocol, str] = {"original": "original", "resized": "{size}x{size}"}
+FA_DENOMINATORS: dict[EvalProtocol, str] = {
+    "original": "all pixels at original size (BasicIRSTD)",
+    "resized": "all pixels at {size}x{size} per image (MSDA-Net)",
+}
 
 
 class EvalResult(BaseModel):
@@ -46,6 +55,7 @@ class EvalResult(BaseModel):
     fa_per_million: float
     n_images: int
     n_targets: int
+    n_pixels: int  # Fa's denominator: pixels of the split as evaluated (see eval_protocol)
     model: str
     data_root: str
     layout: str
@@ -53,8 +63,10 @@ class EvalResult(BaseModel):
     split_part: Literal["test"] = "test"
     data_hash: str
     threshold: float = THRESHOLD
-    resolution: Literal["original"] = "original"
-    fa_denominator: str = "all pixels at original size (BasicIRSTD)"
+    eval_protocol: EvalProtocol = "original"
+    eval_size: int | None = None  # the side test images were resized to (resized protocol)
+    resolution: str = RESOLUTIONS["original"]
+    fa_denominator: str = FA_DENOMINATORS["original"]
     niou_empty_images: str = "count 0"
     pd_rule: str = "8-connected components, centroid distance < 3 px"
 
@@ -117,11 +129,23 @@ def prob_fn_for(ref: str | Path, tracking_uri: str | None = None) -> ProbFn:
     return torch_prob_fn(load_bundle(model_ref.path))
 
 
-def evaluate_samples(fn: ProbFn, samples: Sequence) -> Evaluation:
+def protocol_fields(size: int | None) -> dict[str, Any]:
+    """The EvalResult fields naming the protocol: `size` None = original, else resized."""
+    protocol: EvalProtocol = "original" if size is None else "resized"
+    return {
+        "eval_protocol": protocol,
+        "eval_size": size,
+        "resolution": RESOLUTIONS[protocol].format(size=size),
+        "fa_denominator": FA_DENOMINATORS[protocol].format(size=size),
+    }
+
+
+def evaluate_samples(fn: ProbFn, samples: Sequence, size: int | None = None) -> Evaluation:
+    """One pass over `samples`, at their own size or (size set) resized to size×size."""
     from gglops.data.dataset import EvalDataset
 
     evaluation = Evaluation()
-    for image, mask, _stem in EvalDataset(samples):
+    for image, mask, _stem in EvalDataset(samples, size):
         evaluation.add(predict_probs(fn, image), mask.numpy().reshape(mask.shape[-2:]))
     return evaluation
 
@@ -135,19 +159,23 @@ def evaluate_model(
     layout: str | None = None,
     split: str | None = None,
 ) -> EvalResult:
-    """Metrics of `model` on the test split of `data_root` (layout/split default to params)."""
+    """Metrics of `model` on the test split of `data_root` (layout/split default to params),
+    under `params.data.eval_protocol`."""
     from gglops.data.layouts import resolve_layout
 
     layout = layout or params.data.layout
     split = split if split is not None else params.data.split
     index = resolve_layout(Path(data_root), layout, split)
-    evaluation = evaluate_samples(prob_fn_for(model, tracking_uri), index.test)
+    size = params.data.eval_size
+    evaluation = evaluate_samples(prob_fn_for(model, tracking_uri), index.test, size)
     if plots_dir is not None:
         write_plots(evaluation, plots_dir)
-    return result_of(evaluation, index, str(model))
+    return result_of(evaluation, index, str(model), size)
 
 
-def result_of(evaluation: Evaluation, index: DatasetIndex, model: str) -> EvalResult:
+def result_of(
+    evaluation: Evaluation, index: DatasetIndex, model: str, size: int | None = None
+) -> EvalResult:
     """The EvalResult of a finished pass over `index.test`."""
     from gglops.data.manifest import manifest_of
 
@@ -157,11 +185,13 @@ def result_of(evaluation: Evaluation, index: DatasetIndex, model: str) -> EvalRe
         fa_per_million=scores["fa"] * 1e6,
         n_images=len(index.test),
         n_targets=len(evaluation.metrics.target_records()),
+        n_pixels=evaluation.metrics.state().pixels,
         model=model,
         data_root=str(Path(index.root).absolute()),
         layout=index.layout,
         split=index.split,
         data_hash=manifest_of(index).data_hash,
+        **protocol_fields(size),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,29 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from gglops.errors import UsageError
 
 LayoutName = Literal["auto", "nuaa-sirst", "irstd-1k", "dnanet", "basicirstd", "msda-net"]
+# original: predict each test image at its own size (ours); resized: test images and masks
+# resized to data.image_size first, Fa over the resized pixels (the GGL-Net authors' code).
+EvalProtocol = Literal["original", "resized"]
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1's underscore and base-60 numbers: `50_50` (a DNANet split)
+    would read as the int 5050 and `1:1` as 61; both stay strings, like YAML 1.2 reads them."""
+
+
+ParamsLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, re.compile("^(?!.*[_:])" + rx.pattern[1:], rx.flags) if tag in _NUMBER_TAGS else rx)
+        for tag, rx in resolvers
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(text: str) -> Any:
+    """Parse params-like YAML (params.yaml, best.yaml, --set values) with `ParamsLoader`."""
+    return yaml.load(text, Loader=ParamsLoader)
 
 
 class _Section(BaseModel):
@@ -33,6 +57,12 @@ class DataParams(_Section):
     # "resize" (reference recipe) or "pad" to a multiple of 16 for training.
     fit: Literal["resize", "pad"] = "resize"
     loader_workers: Annotated[int, Field(ge=0)] = 0
+    eval_protocol: EvalProtocol = "original"
+
+    @property
+    def eval_size(self) -> int | None:
+        """Side that test images and masks are resized to before prediction; None = own size."""
+        return self.image_size if self.eval_protocol == "resized" else None
 
 
 class ModelParams(_Section):
@@ -40,7 +70,10 @@ class ModelParams(_Section):
 
 
 class AugmentParams(_Section):
-    strength: Annotated[float, Field(ge=0, le=1)] = 1.0  # 0 disables augmentation
+    """The reference's block: with probability p, n transforms drawn from its menu."""
+
+    p: Annotated[float, Field(ge=0, le=1)] = 0.5  # 0 disables augmentation
+    n: Annotated[int, Field(ge=1, le=12)] = 3
 
 
 class TrainParams(_Section):
@@ -91,7 +124,7 @@ class TuneParams(_Section):
     workers_per_trial: Annotated[int, Field(gt=0)] = 1
     cpus_per_worker: Annotated[float, Field(gt=0)] = 1.0
     metric: str = "val_miou"
-    # Keys are dotted params paths (train.lr, model.width_mult, train.augment.strength).
+    # Keys are dotted params paths (train.lr, model.width_mult, train.augment.p).
     space: dict[str, SearchDim] = Field(default_factory=dict)
 
 
@@ -163,7 +196,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--set {item!r}: expected section.key=value")
-        out[key.strip()] = yaml.safe_load(value) if value else ""
+        out[key.strip()] = load_yaml(value) if value else ""
     return out
 
 
@@ -187,7 +220,7 @@ def load_params(
     if path is not None:
         source = str(path)
         try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
+            raw = load_yaml(Path(path).read_text()) or {}
         except FileNotFoundError:
             raise UsageError(f"{path}: params file not found") from None
         except yaml.YAMLError as exc:

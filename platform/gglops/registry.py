@@ -7,7 +7,8 @@ Promotion order, so that a failure at any step leaves nothing half-done:
 1. take the promotion lease (an S3 object created with If-None-Match, see `storage.lease`),
    so two promotions cannot interleave their alias moves;
 2. evaluate candidate and champion on the same test split (the data recorded on the
-   candidate, or `--data` if its manifest hash matches) and apply the gates;
+   candidate, or `--data` if its manifest hash matches) under the candidate's recorded
+   evaluation protocol (`data.eval_protocol`), and apply the gates;
 3. on pass: export ONNX, check parity, upload model.onnx then manifest.json, log the file
    on the version's run, tag the version; only THEN move the aliases.
 
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,13 +45,20 @@ from gglops.storage import ArtifactStore, LeaseBusyError, lease, publish
 
 CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous"
 LINEAGE_TAGS = ("git_commit", "data_hash", "data_root", "params_hash", "dataset")
-DATA_PARAMS = {"data_layout": "data.layout", "data_split": "data.split"}
+# Run params copied onto the version: how to rebuild and evaluate its test split.
+DATA_PARAMS = {
+    "data_layout": "data.layout",
+    "data_split": "data.split",
+    "data_eval_protocol": "data.eval_protocol",
+    "data_image_size": "data.image_size",
+}
 METRICS = ("miou", "niou", "pd", "fa")
 LEASE_KEY = "locks/{model}/promotion.json"
 LEASE_TTL_S = 30 * 60  # longer than a promotion takes; a crashed one blocks at most this
 RELEASE_PREFIX = "models/{model}/{version}"
 LOCK_BUSY = "another promotion is in progress"
 RELEASE_FILES = ("model.onnx", "manifest.json")
+MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 SHOWN = {"miou": (1.0, ""), "niou": (1.0, ""), "pd": (1.0, ""), "fa": (1e6, "e-6")}  # scale, unit
 
 
@@ -71,6 +80,7 @@ class SplitData(BaseModel):
     layout: str
     split: str | None
     data_hash: str | None
+    eval_size: int | None = None  # side of the recorded `resized` protocol; None = original
 
 
 class ReleaseManifest(BaseModel):
@@ -171,6 +181,24 @@ def alias_version(client: Any, name: str, alias: str) -> str | None:
         return None
 
 
+def resolve_version(reg: ModelRegistry, ref: str) -> tuple[ModelRegistry, str]:
+    """A version number, an alias (candidate, champion, previous) or `models:/NAME@ALIAS` /
+    `models:/NAME/N` → (the registry of that model, the version number)."""
+    target = ref
+    if ref.startswith("models:/"):
+        match = MODEL_URI.match(ref)
+        if match is None:
+            raise UsageError(f"{ref}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+        reg, target = replace(reg, name=match["name"]), match["alias"] or match["version"]
+    if target.isdigit():
+        reg.version(target)  # one line when there is no such version
+        return reg, target
+    version = reg.alias(target)
+    if version is None:
+        raise UsageError(f"model {reg.name} has no alias {target!r} (nor is it a version number)")
+    return reg, version
+
+
 def _version(client: Any, name: str, version: str) -> Any:
     from mlflow.exceptions import MlflowException
 
@@ -266,18 +294,31 @@ def recorded_split(tags: dict[str, str], data_root: Path | None, version: str) -
     root = data_root or (Path(tags["data_root"]) if tags.get("data_root") else None)
     if root is None:
         raise UsageError(f"version {version} records no data_root tag; pass --data ROOT")
+    # Versions registered before the protocol was a setting were evaluated at original size.
+    resized = tags.get("data_eval_protocol") == "resized"
     return SplitData(
         root=root,
         layout=tags.get("data_layout", "auto"),
         split=tags.get("data_split"),
         data_hash=tags.get("data_hash"),
+        eval_size=int(tags["data_image_size"]) if resized else None,
+    )
+
+
+def eval_params(data: SplitData) -> Params:
+    """Params that evaluate under the version's recorded protocol."""
+    if data.eval_size is None:
+        return Params()
+    return Params().with_overrides(
+        {"data.eval_protocol": "resized", "data.image_size": data.eval_size}
     )
 
 
 def _evaluate(bundle: Path, data: SplitData, label: str) -> EvalResult:
     from gglops.evaluate import evaluate_model
 
-    result = evaluate_model(bundle, data.root, Params(), layout=data.layout, split=data.split)
+    params = eval_params(data)
+    result = evaluate_model(bundle, data.root, params, layout=data.layout, split=data.split)
     return result.model_copy(update={"model": label})
 
 

@@ -2,8 +2,9 @@
 
 It re-evaluates the version on its recorded test split (so the numbers, the PR curve and the
 overlays come from the same run), and states every convention the numbers depend on:
-metric definitions, Fa denominator, nIoU's empty-image rule, threshold, resolution, the
-training resize policy, the seed and the deterministic flag.
+metric definitions, Fa denominator, nIoU's empty-image rule, threshold, the evaluation
+protocol (`original` or `resized`, recorded on the version), the training resize policy, the
+seed and the deterministic flag.
 
 The content is built once as a list of `Section`s of typed blocks; report.md and report.html
 are two renderings of it (a tiny hand-written renderer, no Markdown package), written beside
@@ -26,6 +27,7 @@ from gglops.predict import Prediction
 from gglops.settings import Settings
 
 N_OVERLAYS = 3
+METRICS_TITLE = "Metrics (test split)"
 PR_PNG = "pr_curve.png"
 MANIFEST_JSON = "data_manifest.json"
 
@@ -38,16 +40,22 @@ METRIC_DEFINITIONS = (
     "its centroid within 3 pixels (strictly less) of the true centroid; each predicted "
     "component matches at most once. Pd = detected targets / all true targets.",
     "**Fa**: pixels of predicted components that matched no true target, divided by all "
-    "pixels of the split at the images' true sizes (BasicIRSTD's convention; MSDA-Net divides "
-    "by resized sizes, DNANet by 256×256×N). Shown ×10⁻⁶.",
+    "pixels of the split as evaluated: at the images' true sizes under the `original` protocol "
+    "(BasicIRSTD's convention), at data.image_size² per image under `resized` (MSDA-Net's); "
+    "DNANet divides by 256×256×N. Shown ×10⁻⁶.",
     "Threshold 0.5 on the output probabilities.",
 )
 
-EVAL_POLICY = (
-    "**Evaluation**: images are evaluated at their **original resolution**: each image is "
-    "zero-padded at the bottom/right to a multiple of 16, predicted, and the prediction is "
-    "cropped back before the metrics are computed. No resizing."
-)
+# How test images were evaluated, by protocol (`data.eval_protocol`; {size}: data.image_size).
+EVAL_POLICY = {
+    "original": "**Evaluation** (`data.eval_protocol = original`): images are evaluated at their "
+    "**original resolution**: each image is zero-padded at the bottom/right to a multiple of 16, "
+    "predicted, and the prediction is cropped back before the metrics are computed. No resizing.",
+    "resized": "**Evaluation** (`data.eval_protocol = resized`, the GGL-Net authors' protocol): "
+    "each test image **and its mask** are resized to {size}×{size} before prediction, and the "
+    "metrics are computed at that size, so Fa divides by {size}×{size} pixels per image, as "
+    "the authors' MSDA-Net test code does.",
+}
 
 # How training fitted images to data.image_size (params `data.fit`).
 TRAIN_FIT = {
@@ -71,6 +79,19 @@ PUBLISHED: dict[tuple[str, str | None], tuple[str, float, float, float, float]] 
     ("nudt-sirst", None): ("NUDT-SIRST 1:1", 0.923, 0.934, 0.989, 4.44),
     ("irstd-1k", None): ("IRSTD-1k 800:201", 0.683, 0.681, 0.939, 30.37),
 }
+# The side the authors resized train AND test images to for those numbers (MSDA-Net
+# train_MSDA_Net.py: IMAGE_SIZE = 512, "256 for NUDT-SIRST"; its test transform resizes too).
+PUBLISHED_SIZE = {"nuaa-sirst": 512, "nudt-sirst": 256, "irstd-1k": 512}
+# How our row compares with the published one: same protocol and size, resized elsewise, original.
+COMPARABILITY = {
+    "same": "Both rows use the authors' protocol (`resized`: test images and masks resized to "
+    "{size}×{size}, Fa over the resized pixels) on the same split, so they are comparable.",
+    "resized": "The published numbers were measured on images resized to {size}×{size}, ours to "
+    "{ours}×{ours}: not strictly comparable.",
+    "original": "The published numbers were measured on images **resized** to {size}×{size} by "
+    "the authors' code (the `resized` protocol); ours are at original resolution (`original`), "
+    "so they are not strictly comparable.",
+}
 
 
 class VersionInfo(BaseModel):
@@ -82,6 +103,12 @@ class VersionInfo(BaseModel):
     aliases: list[str]
     tags: dict[str, str]
     params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    markdown: Path
+    summary: str  # the metrics section as Markdown: ours next to the published numbers
 
 
 # --- the section model and its two renderings ------------------------------------------------
@@ -199,10 +226,10 @@ def published_row(dataset: str, split: str | None) -> tuple[str, float, float, f
     return PUBLISHED.get((key, split)) or PUBLISHED.get((key, None))
 
 
-def _version_info(settings: Settings, version: str) -> VersionInfo:
-    from gglops.registry import ModelRegistry
+def _version_info(settings: Settings, ref: str) -> VersionInfo:
+    from gglops.registry import ModelRegistry, resolve_version
 
-    reg = ModelRegistry.open(settings)
+    reg, version = resolve_version(ModelRegistry.open(settings), ref)
     mv = reg.version(version)
     run = reg.client.get_run(mv.run_id)
     return VersionInfo(
@@ -237,9 +264,9 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_report(version: str, out: Path, settings: Settings) -> Path:
-    """Write `out/report.md` and `out/report.html` (+ PR curve, overlays, data manifest);
-    returns the Markdown path."""
+def write_report(ref: str, out: Path, settings: Settings) -> WrittenReport:
+    """Write `out/report.md` and `out/report.html` (+ PR curve, overlays, data manifest) for
+    `ref`: a version number, an alias or `models:/NAME@ALIAS` (see `resolve_version`)."""
     from gglops.data.layouts import resolve_layout
     from gglops.data.manifest import manifest_of
     from gglops.evaluate import evaluate_samples, prob_fn_for, result_of
@@ -247,17 +274,17 @@ def write_report(version: str, out: Path, settings: Settings) -> Path:
     from gglops.registry import recorded_split
     from gglops.tracking import download_model_bundle
 
-    info = _version_info(settings, version)
-    data = recorded_split(info.tags, None, version)
+    info = _version_info(settings, ref)
+    data = recorded_split(info.tags, None, info.version)
     index = resolve_layout(data.root, data.layout, data.split)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gglops-report-") as tmp:
-        uri = f"models:/{info.name}/{version}"
+        uri = f"models:/{info.name}/{info.version}"
         bundle = download_model_bundle(uri, settings.mlflow_tracking_uri, Path(tmp))
         fn = prob_fn_for(bundle)
-        evaluation = evaluate_samples(fn, index.test)
+        evaluation = evaluate_samples(fn, index.test, data.eval_size)
         overlays = [predict_one(fn, s.image, out / "overlays") for s in index.test[:N_OVERLAYS]]
-    result = result_of(evaluation, index, uri)
+    result = result_of(evaluation, index, uri, data.eval_size)
     manifest = manifest_of(index)
     _plot_pr(evaluation, out / PR_PNG)
     _write_atomic(out / MANIFEST_JSON, manifest.model_dump_json(indent=2) + "\n")
@@ -265,7 +292,8 @@ def write_report(version: str, out: Path, settings: Settings) -> Path:
     title = f"Reproducibility report: {info.name} version {info.version}"
     _write_atomic(out / "report.html", render_html(title, sections))
     _write_atomic(out / "report.md", render_markdown(title, sections))
-    return out / "report.md"
+    metrics = next(s for s in sections if s.title == METRICS_TITLE)
+    return WrittenReport(out / "report.md", render_markdown(title, [metrics]))
 
 
 # --- the sections ----------------------------------------------------------------------------
@@ -324,36 +352,45 @@ def _data(info: VersionInfo, result: EvalResult, manifest: DataManifest) -> Sect
     )
 
 
-def _policy(info: VersionInfo) -> Section:
+def _policy(info: VersionInfo, result: EvalResult) -> Section:
     fit, size = _param(info, "data.fit"), _param(info, "data.image_size")
     how = TRAIN_FIT.get(fit, "not recorded").format(size=size)
     training = f"**Training** (`data.fit = {fit}`, `data.image_size = {size}`): {how}."
-    return Section("Resize and evaluation policy", (Text(training), Text(EVAL_POLICY)))
+    evaluation = EVAL_POLICY[result.eval_protocol].format(size=result.eval_size)
+    return Section("Resize and evaluation policy", (Text(training), Text(evaluation)))
+
+
+def _comparability(result: EvalResult, published_size: int) -> str:
+    same = result.eval_protocol == "resized" and result.eval_size == published_size
+    key = "same" if same else result.eval_protocol
+    return COMPARABILITY[key].format(size=published_size, ours=result.eval_size)
 
 
 def _metrics(result: EvalResult, info: VersionInfo) -> Section:
     rows = [
         (
-            f"this model (v{info.version}), original resolution",
+            f"this model (v{info.version}), `{result.eval_protocol}` protocol "
+            f"({result.resolution})",
             *(f"{v:.3f}" for v in (result.miou, result.niou, result.pd)),
             f"{result.fa_per_million:.2f}",
         )
     ]
-    blocks: list[Block] = []
-    row = published_row(info.tags.get("dataset", ""), result.split)
+    blocks: list[Block] = [Text(f"Fa denominator: {result.fa_denominator}.")]
+    dataset = info.tags.get("dataset", "").lower()
+    row = published_row(dataset, result.split)
     if row is not None:
         label, *values = row
-        rows.append((f"GGL-Net published ({label})", *(f"{v:g}" for v in values)))
-        blocks.append(
-            Text(
-                "The published numbers were measured on **resized** images (256 or 512 px) by "
-                "the authors' code; ours are at original resolution, so they are not strictly "
-                "comparable."
+        size = PUBLISHED_SIZE[dataset]
+        rows.append(
+            (
+                f"GGL-Net published ({label}), `resized` protocol ({size}x{size})",
+                *(f"{v:g}" for v in values),
             )
         )
+        blocks.append(Text(_comparability(result, size)))
     head = ("model", "mIoU", "nIoU", "Pd", "Fa (×10⁻⁶)")
     counts = Text(f"{result.n_images} test images, {result.n_targets} targets.")
-    return Section("Metrics (test split)", (Table(head, tuple(rows)), counts, *blocks))
+    return Section(METRICS_TITLE, (Table(head, tuple(rows)), counts, *blocks))
 
 
 def build_sections(
@@ -368,7 +405,7 @@ def build_sections(
         _lineage(info),
         _reproducibility(info),
         _data(info, result, manifest),
-        _policy(info),
+        _policy(info, result),
         Section("Metric definitions", (Bullets(METRIC_DEFINITIONS),)),
         _metrics(result, info),
         Section("Precision/recall curve", (Figure(PR_PNG, "PR curve"),)),

@@ -18,6 +18,7 @@ class ChampionSummary(BaseModel):
     metrics: dict[str, float]
     onnx_uri: str | None
     mlflow_url: str
+    evaluated: str = "original resolution"  # the eval protocol its test metrics were taken at
 
 
 def champion_summary(settings: Settings) -> ChampionSummary:
@@ -37,6 +38,8 @@ def champion_summary(settings: Settings) -> ChampionSummary:
         for label, tag in METRIC_TAGS.items()
         if tag in mv.tags
     }
+    size = mv.tags.get("data_image_size")
+    resized = mv.tags.get("data_eval_protocol") == "resized"
     run = client.get_run(mv.run_id)
     url = f"{settings.mlflow_tracking_uri}/#/experiments/{run.info.experiment_id}/runs/{mv.run_id}"
     return ChampionSummary(
@@ -45,13 +48,14 @@ def champion_summary(settings: Settings) -> ChampionSummary:
         metrics=metrics,
         onnx_uri=mv.tags.get("onnx_uri"),
         mlflow_url=url,
+        evaluated=f"resized to {size}x{size}" if resized else "original resolution",
     )
 
 
 def print_summary(summary: ChampionSummary, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"gglnet champion: version {summary.version}")
-    table.add_column("metric (test split, original resolution)")
+    table.add_column(f"metric (test split, {summary.evaluated})")
     table.add_column("value", justify="right")
     for name, value in summary.metrics.items():
         table.add_row(name, f"{value:.4f}")

@@ -36,7 +36,8 @@ def synth(
 
 @data_app.command("validate")
 def validate(root: Path, layout: LayoutOpt = "auto", split: SplitOpt = None) -> int:
-    """Check every image, mask and split entry; exit 2 with one line per problem."""
+    """Check every image, mask and split entry; exit 2 with one line per problem (an
+    ambiguous mask too). Clean: target counts per split, a warning for a split without any."""
     from gglops.data.validate import run_validate
 
     return run_validate(root, layout=layout, split=split)

@@ -24,7 +24,7 @@ def evaluate(
     params: ParamsOpt = Path("params.yaml"),
     set_: SetOpt = None,
 ) -> None:
-    """Evaluate a model on the test split at original resolution."""
+    """Evaluate a model on the test split under data.eval_protocol (default: original size)."""
     from gglops.evaluate import evaluate_model
     from gglops.params import load_params
     from gglops.settings import load_settings
@@ -113,14 +113,20 @@ def predict(
 
 
 def report(
-    version: str,
+    version: Annotated[
+        str,
+        typer.Argument(
+            help="Version number, alias (candidate, champion, previous) or models:/gglnet@alias."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder for the report.")],
 ) -> None:
-    """Reproducibility report of a registered version."""
+    """Reproducibility report of a registered version; prints its metrics table."""
     from gglops.report import write_report
     from gglops.settings import load_settings
 
-    write_report(version, out, load_settings())
+    written = write_report(version, out, load_settings())
+    typer.echo(f"{written.markdown}\n\n{written.summary}", nl=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from gglops.data.io import read_image, read_mask
 from gglops.data.layouts import Sample
-from gglops.data.transforms import augment, draw_augment, pad_crop, resize
+from gglops.data.transforms import augment, draw_plan, pad_crop, resize
 
 CACHE_BYTES = 1 << 30  # decoded samples kept in memory per dataset (per loader worker)
 
@@ -54,7 +54,8 @@ def load_pair(sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class TrainDataset(Dataset):
-    """Fixed-size (image (3,S,S), mask (1,S,S)) pairs with seeded reference augmentations.
+    """Fixed-size (image (3,S,S), mask (1,S,S)) pairs with seeded reference augmentations
+    (`augment_p`: probability of the reference's block of `augment_n` drawn transforms).
 
     Draws depend on (seed, epoch, index) only. The epoch lives in shared memory so that
     `set_epoch` reaches persistent DataLoader workers too.
@@ -65,12 +66,13 @@ class TrainDataset(Dataset):
         samples: Sequence[Sample],
         image_size: int,
         fit: Literal["resize", "pad"] = "resize",
-        augment_strength: float = 1.0,
+        augment_p: float = 0.5,
+        augment_n: int = 3,
         seed: int = 0,
     ) -> None:
         self.samples = list(samples)
         self.image_size, self.fit = image_size, fit
-        self.augment_strength, self.seed = augment_strength, seed
+        self.augment_p, self.augment_n, self.seed = augment_p, augment_n, seed
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._cache = _Cache()
 
@@ -100,14 +102,18 @@ class TrainDataset(Dataset):
             image, mask = self._base(index)
             if self.fit == "pad":
                 image, mask = pad_crop(image, mask, self.image_size, rng)
-            return augment(image, mask, draw_augment(rng, self.augment_strength))
+            return augment(image, mask, draw_plan(rng, self.augment_p, self.augment_n))
 
 
 class EvalDataset(Dataset):
-    """(image (3,H,W), mask (1,H,W), stem) at the ORIGINAL size: iterate it or use batch 1."""
+    """(image (3,H,W), mask (1,H,W), stem), by default at the ORIGINAL size: iterate it or
+    use batch 1. With `size` set (the `resized` eval protocol), image AND mask are resized to
+    size×size first, so the metrics (Fa's pixel count included) are the resized split's.
+    """
 
-    def __init__(self, samples: Sequence[Sample]) -> None:
+    def __init__(self, samples: Sequence[Sample], size: int | None = None) -> None:
         self.samples = list(samples)
+        self.size = size
         self._cache = _Cache()
 
     def __len__(self) -> int:
@@ -117,5 +123,8 @@ class EvalDataset(Dataset):
         item = self._cache.get(index)
         if item is None:
             item = load_pair(self.samples[index])
+            if self.size is not None:
+                with _one_thread():
+                    item = resize(*item, self.size)
             self._cache.put(index, item)
         return item[0], item[1], self.samples[index].stem

@@ -73,12 +73,70 @@ def image_array(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
+# A label has background (0) and target (its max), plus anti-aliased or JPEG-noisy edges, which
+# even for many tiny targets are a few percent of the frame; past a quarter it is no label.
+AMBIGUOUS_SHARE = 0.25
+
+# Modes numpy reads as they are (bands named by `getbands`); any other converts to RGB.
+_ARRAY_MODES = frozenset(
+    {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+    | {"RGB", "RGBA", "RGBa", "RGBX"}
+)
+_ALPHA_BANDS = frozenset({"A", "a"})
+_NOT_COLOUR = _ALPHA_BANDS | {"X"}  # RGBX's X is padding
+
+
+def _resolve_palette(img: Image.Image) -> Image.Image:
+    """A palette mask as colours when its background is black, else as its index map."""
+    index = np.asarray(img.getchannel(0))
+    colours = np.zeros((256, 3), np.int64)
+    palette = np.asarray(img.getpalette() or [], np.int64).reshape(-1, 3)[:256]
+    colours[: len(palette)] = palette
+    background = np.bincount(index.ravel(), minlength=256).argmax()
+    # Black background: read as seen (PNG optimisers order palettes freely); else a label map.
+    return img.convert("RGBA") if not colours[background].any() else Image.fromarray(index)
+
+
+def _mask_values(img: Image.Image) -> np.ndarray:
+    """float64 (H, W): max over colour bands; alpha where the colour is blank and alpha varies."""
+    if img.mode in ("P", "PA"):
+        img = _resolve_palette(img)
+    if img.mode not in _ARRAY_MODES:
+        img = img.convert("RGB")
+    arr = np.asarray(img)
+    arr = arr.reshape(*arr.shape[:2], -1)
+    bands = img.getbands()
+    colour = arr[..., [i for i, b in enumerate(bands) if b not in _NOT_COLOUR]].max(axis=-1)
+    alpha = [arr[..., i] for i, b in enumerate(bands) if b in _ALPHA_BANDS]
+    # A uniform alpha draws nothing: an opaque (or transparent) all-black mask is empty.
+    if alpha and not colour.any() and alpha[0].min() != alpha[0].max():
+        colour = alpha[0]
+    return colour.astype(np.float64)
+
+
+def _ambiguity(values: np.ndarray) -> str | None:
+    """Why `values` is no background/target label, or None when it is one."""
+    if not np.isfinite(values).all() or values.min() < 0:
+        return "ambiguous mask: negative or non-finite values, not a target label"
+    peak = values.max()
+    share = np.count_nonzero((values > 0) & (values < peak)) / values.size
+    if share > AMBIGUOUS_SHARE:
+        return (
+            f"ambiguous mask: {share:.0%} of its pixels lie strictly between 0 and its max "
+            f"({peak:g}), as in a grey-level image or probability map, not a target label"
+        )
+    return None
+
+
 def mask_array(img: Image.Image) -> np.ndarray:
-    """uint8 (H, W) in {0, 1}: grey level above 127.5 of 255 (16-bit masks scaled first)."""
-    arr = _to_plane_array(img)
-    if arr.ndim == 3:
-        arr = arr.max(axis=2)  # a coloured annotation counts wherever any channel is set
-    return (arr > 0.5).astype(np.uint8)
+    """uint8 (H, W) in {0, 1}: target above half of the mask's own max, so 0/1, 0/255 and
+    16-bit masks read alike; all zero is empty. Ambiguous → DataError (`read_mask` adds the file).
+    """
+    values = _mask_values(img)
+    reason = _ambiguity(values)
+    if reason is not None:
+        raise DataError(reason)
+    return (values > values.max() / 2).astype(np.uint8)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -87,5 +145,10 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """uint8 (H, W) in {0, 1}; see `mask_array`."""
-    return mask_array(open_image(Path(path)))
+    """uint8 (H, W) in {0, 1}; see `mask_array`. Any problem → DataError naming the file."""
+    path = Path(path)
+    img = open_image(path)
+    try:
+        return mask_array(img)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None

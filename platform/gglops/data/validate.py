@@ -1,7 +1,8 @@
 """`gglops data validate`: every split entry, image and mask checked; one line per problem.
 
 `validate_dataset` is pure (returns a `ValidationReport`); `run_validate` prints it and
-returns the exit code: 0 clean (summary table on stdout), 2 with problems (stderr).
+returns the exit code: 0 clean (summary table with target counts on stdout, a warning line on
+stderr per split without any target), 2 with problems (stderr).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import statistics
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,7 @@ class PairStats:
 
 @dataclass
 class SplitStats:
+    where: Path  # the split's file, which a warning about the split names
     images: int = 0
     sizes: Counter[tuple[int, int]] = field(default_factory=Counter)
     modes: Counter[str] = field(default_factory=Counter)
@@ -57,6 +60,14 @@ class SplitStats:
         self.targets_per_image.append(len(pair.target_areas))
         self.target_areas.extend(pair.target_areas)
 
+    @property
+    def images_with_targets(self) -> int:
+        return sum(1 for n in self.targets_per_image if n)
+
+    @property
+    def target_pixels(self) -> int:
+        return sum(self.target_areas)
+
 
 @dataclass
 class ValidationReport:
@@ -69,6 +80,15 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """A split of readable images without a single target would train or score nothing."""
+        return [
+            Problem(s.where, f"the {name} split has no targets: its {s.images} masks are empty")
+            for name, s in self.stats.items()
+            if s.images and not s.target_areas
+        ]
 
 
 def _open(path: Path, kind: str, problems: list[Problem]) -> Image.Image | None:
@@ -96,16 +116,24 @@ def check_pair(sample: Sample) -> PairStats | list[Problem]:
         mw, mh = mask.size
         return [Problem(sample.mask, f"mask is {mw}x{mh} but its image is {w}x{h}")]
     image_array(image)  # the conversion itself must work for every mode we accept
-    labels, count = ndimage.label(mask_array(mask), structure=EIGHT_CONNECTED)
+    try:
+        binary = mask_array(mask)
+    except DataError as exc:  # an ambiguous mask: the reason, named by its file
+        return [Problem(sample.mask, str(exc))]
+    labels, count = ndimage.label(binary, structure=EIGHT_CONNECTED)
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     return PairStats(size=image.size, mode=image.mode, target_areas=[int(a) for a in areas])
 
 
+def _split_file(index: DatasetIndex, name: str) -> Path:
+    files = dict(zip(("train", "test"), index.split_files, strict=False))
+    return index.root / files.get(name, Path(name))
+
+
 def _split_problems(index: DatasetIndex) -> list[Problem]:
     problems: list[Problem] = []
-    files = dict(zip(("train", "test"), index.split_files, strict=False))
     for name, samples in index.splits.items():
-        where = index.root / files.get(name, Path(name))
+        where = _split_file(index, name)
         if not samples:
             problems.append(Problem(where, f"the {name} split is empty"))
         for stem, n in Counter(s.stem for s in samples).items():
@@ -114,10 +142,7 @@ def _split_problems(index: DatasetIndex) -> list[Problem]:
     overlap = sorted({s.stem for s in index.train} & {s.stem for s in index.test})
     for stem in overlap:
         problems.append(
-            Problem(
-                index.root / files.get("test", Path("test")),
-                f"stem {stem!r} is in both train and test",
-            )
+            Problem(_split_file(index, "test"), f"stem {stem!r} is in both train and test")
         )
     return problems
 
@@ -127,7 +152,7 @@ def validate_index(index: DatasetIndex) -> ValidationReport:
     report.problems.extend(_split_problems(index))
     checked: set[Path] = set()
     for name, samples in index.splits.items():
-        stats = report.stats.setdefault(name, SplitStats())
+        stats = report.stats.setdefault(name, SplitStats(_split_file(index, name)))
         for sample in samples:
             if sample.image in checked:
                 continue  # a stem in both splits is reported once, not checked twice
@@ -178,27 +203,26 @@ def _size(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
+# One row per figure, one column per split: stays narrow however many figures there are.
+_ROWS: dict[str, Callable[[SplitStats], str]] = {
+    "images": lambda s: str(s.images),
+    "images with targets": lambda s: str(s.images_with_targets),
+    "targets (8-connected)": lambda s: str(len(s.target_areas)),
+    "target pixels": lambda s: str(s.target_pixels),
+    "targets/image min/med/max": lambda s: _spread(s.targets_per_image),
+    "px/target min/med/max": lambda s: _spread(s.target_areas),
+    "sizes (WxH)": lambda s: _counter(s.sizes, _size),
+    "modes": lambda s: _counter(s.modes),
+}
+
+
 def summary_table(report: ValidationReport) -> Table:
     split = f", split {report.split}" if report.split else ""
     table = Table(title=f"{report.root} ({report.layout}{split})")
-    for column in (
-        "split",
-        "images",
-        "sizes (WxH)",
-        "modes",
-        "targets/image min/med/max",
-        "px/target min/med/max",
-    ):
+    for column in ("", *report.stats):
         table.add_column(column)
-    for name, stats in report.stats.items():
-        table.add_row(
-            name,
-            str(stats.images),
-            _counter(stats.sizes, _size),
-            _counter(stats.modes),
-            _spread(stats.targets_per_image),
-            _spread(stats.target_areas),
-        )
+    for label, cell in _ROWS.items():
+        table.add_row(label, *(cell(stats) for stats in report.stats.values()))
     return table
 
 
@@ -210,4 +234,6 @@ def run_validate(root: Path, layout: str = "auto", split: str | None = None) -> 
         print(f"{len(report.problems)} problem(s) in {root}", file=sys.stderr)
         return 2
     Console(soft_wrap=True).print(summary_table(report))
+    for warning in report.warnings:  # only here: with problems, unread masks would count as empty
+        print(f"warning: {warning.line()}", file=sys.stderr)
     return 0

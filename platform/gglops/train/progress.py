@@ -21,8 +21,10 @@ def epoch_line(record: EpochRecord, epochs: int) -> str:
     )
 
 
-def history_table(history: Sequence[EpochRecord], best_epoch: int | None) -> Table:
-    table = Table(title="GGL-Net training (validation on the test split, original size)")
+def history_table(
+    history: Sequence[EpochRecord], best_epoch: int | None, evaluated: str = "original size"
+) -> Table:
+    table = Table(title=f"GGL-Net training (validation on the test split, {evaluated})")
     for name in ("epoch", "train loss", "mIoU", "nIoU", "Pd", "Fa ×1e-6", "img/s", "s"):
         table.add_column(name, justify="right")
     for r in history:
@@ -42,8 +44,12 @@ def history_table(history: Sequence[EpochRecord], best_epoch: int | None) -> Tab
 
 
 def print_summary(
-    console: Console, history: Sequence[EpochRecord], best_epoch: int | None, notes: list[str]
+    console: Console,
+    history: Sequence[EpochRecord],
+    best_epoch: int | None,
+    notes: list[str],
+    evaluated: str = "original size",
 ) -> None:
-    console.print(history_table(history, best_epoch))
+    console.print(history_table(history, best_epoch, evaluated))
     for note in notes:
         console.print(note)

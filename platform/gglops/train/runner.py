@@ -15,7 +15,7 @@ from rich.console import Console
 from gglops import tracking
 from gglops.errors import DataError, UsageError
 from gglops.gitinfo import git_commit
-from gglops.params import Params
+from gglops.params import Params, load_yaml
 from gglops.settings import Settings
 from gglops.train.checkpointing import checkpoint_bytes
 from gglops.train.cluster import check_capacity, connect_ray
@@ -80,7 +80,7 @@ def effective_params(request: TrainRequest) -> Params:
 
 def _read_best_params(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path.read_text()) or {}
     except FileNotFoundError:
         raise UsageError(f"{path}: best params file not found") from None
     except yaml.YAMLError:
@@ -209,7 +209,9 @@ def _finish(
     if not _quietly(tracking.end_run, uri, run_id, "FINISHED"):
         notes.append(f"[yellow]MLflow run {run_id} could not be marked finished[/]")
     if echo:
-        print_summary(console, summary.history, best_epoch, notes)
+        size = params.data.eval_size
+        evaluated = f"resized to {size}x{size}" if size else "original size"
+        print_summary(console, summary.history, best_epoch, notes, evaluated)
     else:
         for note in notes:
             console.print(note)

@@ -203,7 +203,8 @@ def build_session(
         index.train,
         image_size=data.image_size,
         fit=data.fit,
-        augment_strength=train.augment.strength,
+        augment_p=train.augment.p,
+        augment_n=train.augment.n,
         seed=train.seed,
     )
     # Our own sampler (not prepare_data_loader's) so that the shuffle seed is train.seed.
@@ -217,7 +218,7 @@ def build_session(
         num_workers=data.loader_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=data.loader_workers > 0,
-        drop_last=len(dataset) // world_size >= 2 * train.batch_size,  # no 1-image BN batches
+        drop_last=False,  # the reference keeps the last partial batch
     )
     model = GGLNet(width_mult=params.model.width_mult).to(device)
     if device.type == "cuda" and train.channels_last:
@@ -233,7 +234,7 @@ def build_session(
         loader=prepare_loader(loader) if prepare_loader else loader,
         dataset=dataset,
         sampler=sampler,
-        eval_set=EvalDataset(index.test[rank::world_size]),
+        eval_set=EvalDataset(index.test[rank::world_size], data.eval_size),
         device=device,
         train=train,
         width_mult=params.model.width_mult,

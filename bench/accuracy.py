@@ -38,6 +38,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,7 @@ BIN = Path(sys.executable).parent
 MIN_MIOU = 0.05
 SPLIT = "idx_427"
 METRICS = ("miou", "niou", "pd", "fa")
+RUN_TIMEOUT_S = 3600.0  # one run; the whole bench is sized for ~25 min
 EPOCH_LINE = re.compile(r"\[gglops\] (epoch \d+/\d+.*)$")
 
 
@@ -202,8 +204,7 @@ def train_baseline(root: Path, protocol: Protocol, seed: int) -> RunResult:
         batch_size=protocol.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(seed),
-        drop_last=len(dataset) >= 2 * protocol.batch_size,  # no 1-image BatchNorm batches
-    )
+    )  # the last partial batch is kept, as the reference (and the platform) do
     model = GGLNet(width_mult=protocol.width_mult)
     optimizer = torch.optim.Adam(model.parameters(), lr=protocol.lr)
     curve = []
@@ -234,36 +235,51 @@ def _epoch_text(point: dict[str, float], epochs: int) -> str:
 
 
 def _stream(cmd: list[str], log: Path, relay: Callable[[str], None], **kw: Any) -> None:
-    """Run `cmd`, everything to `log`, progress lines to `relay`; a failure names the log."""
+    """Run `cmd`, everything to `log`, progress lines to `relay`; a failure names the log.
+    A run still going after RUN_TIMEOUT_S is killed: a hung Ray must not hang `make bench`."""
     with log.open("w") as sink:
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, **kw
         )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            sink.write(line)
-            relay(line.rstrip("\n"))
-        rc = proc.wait()
+        watchdog = threading.Timer(RUN_TIMEOUT_S, proc.kill)
+        watchdog.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sink.write(line)
+                relay(line.rstrip("\n"))
+            rc = proc.wait()
+        finally:
+            watchdog.cancel()
     if rc != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
         raise RuntimeError(f"{cmd[0]} … exited {rc}; log {log}:\n{tail}")
 
 
 def _printer(label: str, pattern: re.Pattern[str]) -> Callable[[str], None]:
+    """Relay progress lines once each (Ray's log forwarding can repeat a worker's line)."""
+    seen: set[str] = set()
+
     def relay(line: str) -> None:
         match = pattern.search(line)
-        if match:
+        if match and match.group(1) not in seen:
+            seen.add(match.group(1))
             print(f"[accuracy] {label}: {match.group(1)}", flush=True)
 
     return relay
 
 
+def augment_key() -> str:
+    """train.augment.strength was renamed train.augment.p: the name params.py has now."""
+    from gglops.params import AugmentParams
+
+    return "p" if "p" in AugmentParams.model_fields else "strength"
+
+
 def platform_params(protocol: Protocol, root: Path) -> dict[str, Any]:
     """params.yaml for `gglops train`: the reference recipe on the benchmark's files."""
-    from gglops.params import AugmentParams, DataParams
+    from gglops.params import DataParams
 
-    # train.augment.strength was renamed train.augment.p; read the name params.py has now.
-    augment = "p" if "p" in AugmentParams.model_fields else "strength"
     data = {"dataset": "synthetic-accuracy", "root": str(root), "layout": "nuaa-sirst"}
     data |= {"split": SPLIT, "image_size": protocol.size, "fit": "resize", "loader_workers": 0}
     if "eval_protocol" in DataParams.model_fields:
@@ -280,7 +296,7 @@ def platform_params(protocol: Protocol, root: Path) -> dict[str, Any]:
         "workers": 1,
         "use_gpu": False,
         "keep_checkpoints": 1,
-        "augment": {augment: protocol.augment_p},
+        "augment": {augment_key(): protocol.augment_p},
     }
     return {"data": data, "model": {"width_mult": protocol.width_mult}, "train": train}
 
@@ -333,7 +349,10 @@ def run_baseline(root: Path, protocol: Protocol, seed: int, work: Path) -> RunRe
     cmd += ["--seed", str(seed), "--protocol", protocol.to_json(), "--out", str(out)]
     pattern = re.compile(r"^(epoch \d+/\d+.*)$")
     repo = Path(__file__).resolve().parents[1]
-    _stream(cmd, run / "train.log", _printer(f"baseline seed {seed}", pattern), cwd=repo)
+    # One thread from the start, as Ray gives its 1-CPU worker (OMP_NUM_THREADS=1).
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    relay = _printer(f"baseline seed {seed}", pattern)
+    _stream(cmd, run / "train.log", relay, cwd=repo, env=env)
     raw = json.loads(out.read_text())
     return RunResult(**raw)
 
@@ -382,6 +401,8 @@ def figures_of(
         "evaluation": "test split, original resolution (= image_size), IRSTDMetrics, "
         "threshold 0.5, final epoch, mean over seeds",
         **{k: v for k, v in asdict(protocol).items() if k not in ("n", "size", "data_seed")},
+        "augment": f"platform train.augment.{augment_key()} = {protocol.augment_p}; "
+        "baseline random horizontal and vertical flips, p 0.5 each",
         "threads_per_run": 1,
     }
     out["accuracy_platform_vs_baseline"] = {"value": ratio, "protocol": record}
@@ -406,14 +427,19 @@ def check_collapse(figures: dict[str, Any]) -> None:
         raise BenchFailedError(f"accuracy: collapsed runs ({rule}): {', '.join(bad)}", figures)
 
 
-def measure(protocol: Protocol | None = None, jobs: int = 2) -> dict[str, Any]:
-    """The whole bench: synth once, 2 trainers × seeds, figures (BenchFailedError on a collapse)."""
+def measure(
+    protocol: Protocol | None = None, jobs: int = 2, work: Path | None = None
+) -> dict[str, Any]:
+    """The whole bench: synth once, 2 trainers × seeds, figures (BenchFailedError on a collapse).
+    `work` keeps the data, logs, histories and MLflow db there (else a temp dir)."""
     protocol = protocol or Protocol()
     if protocol.min_miou != MIN_MIOU:
         print(f"[accuracy] collapse floor {protocol.min_miou} (not {MIN_MIOU})", flush=True)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="gglops-accuracy-") as tmp:
-        root = synth(Path(tmp) / "data", protocol)
+        if work is not None:
+            work.mkdir(parents=True, exist_ok=False)  # a second bench must not mix in
+        root = synth((work or Path(tmp)) / "data", protocol)
         splits = {name: len(read_split(root, name)) for name in ("trainval", "test")}
         print(
             f"[accuracy] {protocol.n} synthetic {protocol.size}² images ({splits['trainval']} "
@@ -421,7 +447,7 @@ def measure(protocol: Protocol | None = None, jobs: int = 2) -> dict[str, Any]:
             f"{list(protocol.seeds)}, width {protocol.width_mult}, {jobs} run(s) at a time",
             flush=True,
         )
-        runs = run_all(root, protocol, Path(tmp), jobs)
+        runs = run_all(root, protocol, work or Path(tmp), jobs)
     figures = figures_of(runs, protocol, splits, time.perf_counter() - start)
     check_collapse(figures)
     return figures
@@ -441,6 +467,7 @@ def _bench_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-miou", type=float, default=d.min_miou, help="collapse floor")
     parser.add_argument("--jobs", type=int, choices=(1, 2), default=2, help="runs at a time")
     parser.add_argument("--out", type=Path, help="also write the figures here (JSON)")
+    parser.add_argument("--work", type=Path, help="keep data, logs and histories here (new dir)")
 
 
 def _protocol(args: argparse.Namespace) -> Protocol:
@@ -478,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     status = 0
     try:
-        figures = measure(_protocol(args), args.jobs)
+        figures = measure(_protocol(args), args.jobs, args.work)
     except BenchFailedError as exc:
         figures, status = exc.figures, 1
         print(f"[accuracy] FAILED: {exc}", file=sys.stderr, flush=True)

@@ -163,3 +163,18 @@ def test_unknown_report_refs_are_one_line(ref: str, message: str) -> None:
     reg = ModelRegistry(client=_FakeClient(), name="gglnet", uri="http://mlflow")
     with pytest.raises(UsageError, match=message):
         resolve_version(reg, ref)
+
+
+@pytest.mark.parametrize(
+    ("tags", "size"),
+    [({"data_eval_protocol": "resized", "data_image_size": "32"}, 32),
+     ({"data_eval_protocol": "original", "data_image_size": "32"}, None),
+     ({}, None)],  # registered before the protocol was a setting
+)  # fmt: skip
+def test_promote_and_report_evaluate_under_the_recorded_protocol(
+    tags: dict[str, str], size: int | None
+) -> None:
+    from gglops.registry import eval_params, recorded_split
+
+    data = recorded_split({"data_root": "/data", **tags}, None, "1")
+    assert data.eval_size == size and eval_params(data).data.eval_size == size

@@ -96,7 +96,11 @@ def test_real_dataset_pipeline_passes_every_stage(
     done = _run([str(BIN / "dvc"), "repro", f"pipelines/{dataset}/dvc.yaml"], project, env)
     took = time.monotonic() - t0
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
-    ran = {line.split("'")[1] for line in done.stdout.splitlines() if "Running stage" in line}
+    ran = {
+        line.split("'")[1].rpartition(":")[2]  # 'pipelines/<dataset>/dvc.yaml:<stage>'
+        for line in done.stdout.splitlines()
+        if "Running stage" in line
+    }
     assert ran == set(STAGES), done.stdout
 
     metrics = json.loads((pipeline / "metrics.json").read_text())

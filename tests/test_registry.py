@@ -61,9 +61,12 @@ def calibrated_model(data_root: Path, seed: int, quantile: float = 0.995) -> GGL
     return net
 
 
-def logged_run(uri: str, data_root: Path, net: GGLNet, tmp: Path) -> str:
+def logged_run(
+    uri: str, data_root: Path, net: GGLNet, tmp: Path, params: Params | None = None
+) -> str:
     """An MLflow run laid out as training leaves it: tags, params and the `model` pyfunc."""
-    params = Params().with_overrides({"data.layout": LAYOUT, "data.split": SPLIT})
+    base = params or Params()
+    params = base.with_overrides({"data.layout": LAYOUT, "data.split": SPLIT})
     tags = {
         "git_commit": "0" * 40,
         "data_hash": build_manifest(data_root, LAYOUT, SPLIT).data_hash,
@@ -72,7 +75,7 @@ def logged_run(uri: str, data_root: Path, net: GGLNet, tmp: Path) -> str:
         "params_hash": params.digest(),
     }
     run_id = tracking.start_run(uri, "gglops-registry-tests", "reg", params.flat(), tags)
-    bundle = save_bundle(net, tmp / f"bundle-{run_id}", width_mult=0.25)
+    bundle = save_bundle(net, tmp / f"bundle-{run_id}", width_mult=net.width_mult)
     example = np.random.default_rng(0).random((1, 3, 32, 32)).astype(np.float32)
     tracking.log_model_bundle(uri, run_id, bundle, example)
     tracking.end_run(uri, run_id)
@@ -279,3 +282,35 @@ def test_promote_data_must_match_recorded_hash(runs, model_env: str, tmp_path: P
     with pytest.raises(UsageError, match="differs from"):
         promote_version(version, settings, OPEN_GATES, data_root=other)
     assert CHAMPION not in _aliases(settings.mlflow_tracking_uri, model_env)
+
+
+@pytest.mark.integration
+def test_demo_gates_refuse_an_untrained_and_a_one_epoch_model(
+    stack, model_env: str, gglops_cli, tmp_path: Path, reliability
+) -> None:
+    """The demo's own gates (params.yaml) on the demo's own data: a model that has not
+    learned (untrained, or one epoch of the demo recipe) is refused with exit 1."""
+    from gglops.data.synth import synthesize
+    from gglops.params import load_params
+    from gglops.train.session import build_session
+
+    demo = load_params("params.yaml")
+    root = synthesize(tmp_path / "demo-data", demo.synth.n, demo.synth.size, demo.synth.seed)
+    one_epoch = demo.with_overrides({"train.epochs": 1, "data.root": str(root)})
+    session = build_session(one_epoch, root)
+    session.train_epoch(0)
+    torch.manual_seed(demo.train.seed)
+    models = {
+        "untrained": GGLNet(width_mult=demo.model.width_mult).eval(),
+        "1 epoch": session.net.eval(),
+    }
+    seen = []
+    for name, net in models.items():
+        run_id = logged_run(stack.mlflow_uri, root, net, tmp_path, one_epoch)
+        version = register_run(run_id, load_settings()).version
+        code, out = gglops_cli(["promote", "--version", version, "--params", "params.yaml"])
+        assert code == 1, f"{name}: {out}"
+        assert "not promoted" in out
+        assert CHAMPION not in _aliases(stack.mlflow_uri, model_env)
+        seen.append(f"{name}: exit {code}")
+    reliability("the demo's gates vs an untrained and a 1-epoch model", "; ".join(seen))

@@ -127,7 +127,10 @@ class TrainSession:
         masks = masks.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            loss = self.loss_fn(self.model(images), masks)
+            logits = self.model(images)
+        # The loss sums probabilities over whole images: in float32, outside autocast, so
+        # that fp16 rounding never decides whether a 1-px target's term counts.
+        loss = self.loss_fn(logits.float(), masks)
         self.scaler.scale(loss).backward()
         if self.train.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import codecs
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from gglnet import GGLNet
 from gglops.data.io import read_image, read_mask
 from gglops.data.layouts import LAYOUTS, resolve_layout
+from gglops.data.manifest import build_manifest
 from gglops.data.synth import synthesize
 from gglops.errors import DataError
+from gglops.modelio import save_bundle
 
 
 def _image(path: Path, size: tuple[int, int] = (300, 213), mode: str = "RGB") -> None:
@@ -139,3 +148,102 @@ def test_unknown_or_missing_folders_name_the_folder(tmp_path: Path) -> None:
         resolve_layout(tmp_path / "random")
     with pytest.raises(DataError, match="unknown layout 'voc'"):
         resolve_layout(tmp_path / "random", layout="voc")
+
+
+# --- hostile split files, through the CLI ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_split_files_with_bom_and_crlf_read_like_plain_ones(
+    synth_data: Path, tmp_path: Path, gglops_cli, reliability
+) -> None:
+    """Windows editors write a UTF-8 BOM and CRLF: the BOM is not part of the first stem."""
+    root = Path(shutil.copytree(synth_data, tmp_path / "data"))
+    for split in (root / "idx_427/trainval.txt", root / "idx_427/test.txt"):
+        split.write_bytes(codecs.BOM_UTF8 + split.read_text().replace("\n", "\r\n").encode())
+    code, output = gglops_cli(["data", "validate", str(root)])
+    assert code == 0 and "warning" not in output, output
+    out = tmp_path / "manifest.json"
+    code, output = gglops_cli(["data", "manifest", str(root), "--out", str(out)])
+    assert code == 0, output
+    ours, plain = json.loads(out.read_text()), build_manifest(synth_data).model_dump(mode="json")
+    assert ours["splits"] == plain["splits"]  # same stems, hence same split checksums
+    images = {k: v for k, v in plain["files"].items() if not k.endswith(".txt")}
+    assert {k: v for k, v in ours["files"].items() if not k.endswith(".txt")} == images
+    first = resolve_layout(root).train[0].stem
+    assert first == resolve_layout(synth_data).train[0].stem and not first.startswith("\ufeff")
+    counts = "/".join(str(n) for n in ours["counts"].values())
+    reliability(
+        "split files with a UTF-8 BOM and CRLF line ends (as Windows editors write them)",
+        f"validate exit 0, manifest exit 0: {counts} train/test stems, first {first!r}; split "
+        "checksums and image hashes equal to those of the plain files",
+    )
+
+
+_WATCHED: dict[str, list[str]] = {}  # folder → files opened under it while a test watches
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _WATCHED and isinstance(args[0], str | bytes | os.PathLike):
+        path = os.fsdecode(args[0])
+        for folder, seen in _WATCHED.items():
+            if path.startswith(folder):
+                seen.append(path)
+
+
+sys.addaudithook(_audit)  # cannot be removed; records nothing unless a test watches a folder
+
+
+@pytest.fixture
+def watch_opens() -> Iterator[Callable[[Path], list[str]]]:
+    """`watch_opens(folder)`: the list of files this process opens under `folder` from now."""
+    yield lambda folder: _WATCHED.setdefault(str(folder), [])
+    _WATCHED.clear()
+
+
+ESCAPES = {
+    "relative (..)": lambda outside: "../../elsewhere/x",
+    "absolute": lambda outside: str(outside / "x"),
+}
+
+
+@pytest.mark.parametrize("case", list(ESCAPES))
+def test_split_entry_outside_the_root_is_refused_by_every_command(
+    synth_data: Path, tmp_path: Path, case: str, gglops_cli, watch_opens, reliability
+) -> None:
+    root = Path(shutil.copytree(synth_data, tmp_path / "data"))
+    outside = tmp_path / "elsewhere"  # a real pair there: only the entry stops it being read
+    outside.mkdir()
+    stem = resolve_layout(root).train[0].stem
+    shutil.copy(root / f"images/{stem}.png", outside / "x.png")
+    shutil.copy(root / f"masks/{stem}_pixels0.png", outside / "x_pixels0.png")
+    entry = ESCAPES[case](outside)
+    split = root / "idx_427/trainval.txt"
+    split.write_text(split.read_text() + f"{entry}\n")
+    line = len(split.read_text().splitlines())
+    expected = f"{split}: line {line}: split entry {entry!r}"
+    bundle = save_bundle(GGLNet(width_mult=0.25), tmp_path / "bundle", width_mult=0.25)
+    params = str(ROOT / "params.yaml")
+    commands = {
+        "validate": ["data", "validate", str(root)],
+        "manifest": ["data", "manifest", str(root), "--out", str(tmp_path / "m.json")],
+        "train": ["train", "--params", params, "--data", str(root), "--out", str(tmp_path / "t")],
+        "evaluate": ["evaluate", str(bundle), str(root), "--params", params,
+                     "--out", str(tmp_path / "metrics.json")],
+    }  # fmt: skip
+    opened = watch_opens(outside)
+    seen: dict[str, str] = {}
+    for name, args in commands.items():
+        code, output = gglops_cli(args)
+        lines = output.strip().splitlines()
+        assert code == 2 and "Traceback" not in output, (name, output)
+        assert expected in lines[0] and len(lines) == (2 if name == "validate" else 1), output
+        seen[name] = lines[0]
+    assert opened == []  # not one file under elsewhere/ was opened
+    assert not any((tmp_path / f).exists() for f in ("m.json", "t", "metrics.json"))
+    shown = seen["manifest"].replace(str(tmp_path), "TMP")
+    reliability(
+        f"split entry outside the data root: {case}",
+        f"validate, manifest, train, evaluate: exit 2, nothing opened outside; {shown}",
+    )

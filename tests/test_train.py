@@ -84,7 +84,8 @@ def test_two_workers_learn_survive_a_killed_worker_and_resume(
     marker = tmp_path / "killed"
     monkeypatch.setenv(FAULT_ENV, f"1:2:{marker}")
 
-    result = run_training(TrainRequest(params=params, workers=2, echo=False), settings)
+    two = params.with_overrides({"train.workers": 2})
+    result = run_training(TrainRequest(params=two, echo=False), settings)
 
     # The killed worker: the group restarted from the epoch-1 checkpoint and finished.
     assert marker.exists()
@@ -123,10 +124,8 @@ def test_two_workers_learn_survive_a_killed_worker_and_resume(
 
     # --resume continues the same Ray run (and MLflow run) for exactly two more epochs.
     monkeypatch.delenv(FAULT_ENV)
-    longer = params.with_overrides({"train.epochs": 7})
-    resumed = run_training(
-        TrainRequest(params=longer, workers=2, resume=True, echo=False), settings
-    )
+    longer = two.with_overrides({"train.epochs": 7})
+    resumed = run_training(TrainRequest(params=longer, resume=True, echo=False), settings)
     assert resumed.run_name == result.run_name
     assert resumed.run_id == result.run_id
     assert resumed.start_epoch == 5

@@ -74,9 +74,11 @@ def test_bad_environment_is_refused_before_compute(
     assert "GGLOPS_MLFLOW_TRACKING_URI" in line
     reliability("MLflow tracking server down at train start", f"ServiceError; {line}")
 
-    line = _refused(TrainRequest(params=params, workers=64), good, UsageError)
+    many = params.with_overrides({"train.workers": 64})
+    line = _refused(TrainRequest(params=many), good, UsageError)
     assert line.startswith("train.workers=64 × 1 CPUs each but the Ray cluster has")
     reliability("train.workers above the Ray cluster's CPUs", f"UsageError; {line}")
 
-    line = _refused(TrainRequest(params=params, data_root=tmp_path / "gone"), good, DataError)
+    gone = params.with_overrides({"data.root": str(tmp_path / "gone")})
+    line = _refused(TrainRequest(params=gone), good, DataError)
     assert str(tmp_path / "gone") in line

@@ -1,8 +1,9 @@
 """Experiment parameters (params.yaml, DVC params) as validated pydantic models.
 
 Every command that reads params takes `--params FILE` and `--set section.key=value`
-overrides; any problem (unknown key, wrong type, negative lr) becomes one UsageError line
-that names the file and the key.
+overrides; `resolve` builds a command's final params from all of its sources in one
+documented order. Any problem (unknown key, wrong type, negative lr) becomes one UsageError
+line that names the source (file, `--set`, flag) and the key.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -160,12 +162,12 @@ class Params(_Section):
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
-    def with_overrides(self, overrides: dict[str, Any]) -> Params:
-        """A copy with dotted-key overrides applied and re-validated."""
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "overrides") -> Params:
+        """A copy with dotted-key overrides applied and re-validated; errors name `source`."""
         raw = self.model_dump(mode="json")
         for key, value in overrides.items():
-            set_dotted(raw, key, value)
-        return _validate(raw, "overrides")
+            set_dotted(raw, key, value, source)
+        return _validate(raw, source)
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -179,13 +181,13 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any, source: str = "--set") -> None:
     *parents, leaf = dotted.split(".")
     node = tree
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise UsageError(f"--set {dotted}: '{part}' is not a section")
+            raise UsageError(f"{source}: {dotted}: '{part}' is not a section")
     node[leaf] = value
 
 
@@ -211,22 +213,71 @@ def _validate(raw: Any, source: str) -> Params:
         raise UsageError(f"{source}: {where}: {err['msg']}") from None
 
 
+def resolve(
+    params_file: str | Path | None = "params.yaml",
+    tuned_file: str | Path | None = None,
+    sets: list[str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Params:
+    """A command's final, validated params: built here once, and nowhere downstream.
+
+    Sources, in order; a later one wins for the keys it names, every other key survives:
+
+    1. `params_file`: params.yaml or `--params FILE` (None: the built-in defaults);
+    2. `tuned_file`: `--best-params FILE`, the `section.key: value` YAML that `gglops tune`
+       writes (a missing file is an error, never silently skipped);
+    3. `sets`: `--set section.key=value`, left to right;
+    4. `flags`: typed CLI flags by the key they set, e.g. `{"train.workers": 4}` for
+       `--workers 4`; None means the flag was not given.
+
+    Each source is validated as it is applied, so an error is one UsageError line naming
+    that source (the file, `--set`, `command-line flag`) and the key.
+    """
+    params = (
+        Params() if params_file is None else _validate(_read_yaml(params_file), str(params_file))
+    )
+    layers = [
+        (str(tuned_file), _read_tuned(tuned_file) if tuned_file is not None else {}),
+        ("--set", parse_overrides(sets)),
+        ("command-line flag", _given(flags)),
+    ]
+    for source, overrides in layers:
+        if overrides:
+            params = params.with_overrides(overrides, source)
+    return params
+
+
 def load_params(
     path: str | Path | None = "params.yaml", overrides: list[str] | None = None
 ) -> Params:
-    """Read and validate params.yaml (missing file with path=None → defaults), then overrides."""
-    raw: Any = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        try:
-            raw = load_yaml(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise UsageError(f"{path}: params file not found") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" (line {mark.line + 1})" if mark else ""
-            raise UsageError(f"{path}: not valid YAML{line}") from None
-    params = _validate(raw, source)
-    extra = parse_overrides(overrides)
-    return params.with_overrides(extra) if extra else params
+    """params.yaml (None: defaults) then `--set` strings: `resolve` without the other sources."""
+    return resolve(path, sets=overrides)
+
+
+def _read_yaml(path: str | Path, what: str = "params") -> Any:
+    try:
+        return load_yaml(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise UsageError(f"{path}: {what} file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise UsageError(f"{path}: not valid YAML{line}") from None
+
+
+def _read_tuned(path: str | Path) -> dict[str, Any]:
+    """Dotted keys of a tuned file; a nested section is flattened so that it replaces only
+    the keys it names, not its whole section."""
+    raw = _read_yaml(path, "best params")
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: expected a mapping of dotted keys (train.lr: 0.002)")
+    return flatten(raw)
+
+
+def _given(flags: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The flags that were given (not None); paths as the strings params hold."""
+    return {
+        key: str(value) if isinstance(value, PurePath) else value
+        for key, value in (flags or {}).items()
+        if value is not None
+    }

@@ -26,11 +26,11 @@ def evaluate(
 ) -> None:
     """Evaluate a model on the test split under data.eval_protocol (default: original size)."""
     from gglops.evaluate import evaluate_model
-    from gglops.params import load_params
+    from gglops.params import resolve
     from gglops.settings import load_settings
 
     uri = load_settings().mlflow_tracking_uri
-    result = evaluate_model(model, data, load_params(params, set_), plots, tracking_uri=uri)
+    result = evaluate_model(model, data, resolve(params, sets=set_), plots, tracking_uri=uri)
     write_json(out, result.model_dump(mode="json"))
 
 
@@ -65,11 +65,11 @@ def promote(
     out: Annotated[Path | None, typer.Option("--out", help="Decision JSON.")] = None,
 ) -> int:
     """Gate the candidate against floors and the champion; on pass export ONNX and move aliases."""
-    from gglops.params import load_params
+    from gglops.params import resolve
     from gglops.registry import promote_version
     from gglops.settings import load_settings
 
-    decision = promote_version(version, load_settings(), load_params(params, set_), data_root=data)
+    decision = promote_version(version, load_settings(), resolve(params, sets=set_), data_root=data)
     write_json(out, decision.model_dump(mode="json"))
     return 0 if decision.passed else 1
 

@@ -14,15 +14,20 @@ def train(
     params: ParamsOpt = Path("params.yaml"),
     set_: SetOpt = None,
     data: Annotated[
-        Path | None, typer.Option("--data", help="Dataset root (else data.root).")
+        Path | None, typer.Option("--data", help="Dataset root (sets data.root).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Ray Train workers.")] = None,
-    gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="Train on GPUs.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Ray Train workers (sets train.workers).")
+    ] = None,
+    gpu: Annotated[
+        bool | None, typer.Option("--gpu/--no-gpu", help="Train on GPUs (sets train.use_gpu).")
+    ] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the newest checkpoint of train.run_name.")
     ] = False,
     best_params: Annotated[
-        Path | None, typer.Option(help="YAML of tuned params (from gglops tune) to apply.")
+        Path | None,
+        typer.Option(help="Tuned params YAML (from gglops tune): over --params, under --set."),
     ] = None,
     model_dir: Annotated[
         Path | None, typer.Option(help="Copy the best checkpoint's model bundle here.")
@@ -33,22 +38,16 @@ def train(
     out: OutOpt = None,
 ) -> None:
     """Train GGL-Net on Ray Train; writes the run id, checkpoint and final metrics."""
-    from gglops.params import load_params
+    from gglops.params import resolve
     from gglops.settings import load_settings
 
-    loaded, settings = load_params(params, set_), load_settings()  # fail fast, before heavy imports
+    flags = {"data.root": data, "train.workers": workers, "train.use_gpu": gpu}
+    final = resolve(params, best_params, set_, flags)  # fail fast, before heavy imports
+    settings = load_settings()
     from gglops.train import TrainRequest, run_training
     from gglops.train.outputs import copy_bundle, write_history
 
-    request = TrainRequest(
-        params=loaded,
-        data_root=data,
-        workers=workers,
-        use_gpu=gpu,
-        resume=resume,
-        best_params=best_params,
-    )
-    result = run_training(request, settings)
+    result = run_training(TrainRequest(params=final, resume=resume), settings)
     if model_dir is not None:
         copy_bundle(result.checkpoint, model_dir, settings)
     if history is not None:

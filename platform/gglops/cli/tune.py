@@ -14,9 +14,9 @@ def tune(
     params: ParamsOpt = Path("params.yaml"),
     set_: SetOpt = None,
     data: Annotated[
-        Path | None, typer.Option("--data", help="Dataset root (else data.root).")
+        Path | None, typer.Option("--data", help="Dataset root (sets data.root).")
     ] = None,
-    samples: Annotated[int | None, typer.Option(min=1, help="Trials (else tune.samples).")] = None,
+    samples: Annotated[int | None, typer.Option(min=1, help="Trials (sets tune.samples).")] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted sweep (the newest, or --sweep).")
     ] = False,
@@ -33,20 +33,19 @@ def tune(
     out: OutOpt = None,
 ) -> None:
     """Search hyperparameters with ASHA + Optuna; writes the best config."""
-    from gglops.params import load_params
+    from gglops.params import resolve
     from gglops.settings import load_settings
 
-    loaded, settings = load_params(params, set_), load_settings()  # fail fast, before heavy imports
+    final = resolve(params, None, set_, {"data.root": data, "tune.samples": samples})
+    settings = load_settings()  # both fail fast, before heavy imports
     from gglops.tune.space import checked_space, metric_mode
 
-    checked_space(loaded)  # a typo in tune.space fails here, before Ray and MLflow start
-    metric_mode(loaded)
+    checked_space(final)  # a typo in tune.space fails here, before Ray and MLflow start
+    metric_mode(final)
     from gglops.tune import TuneRequest, run_tuning
 
     request = TuneRequest(
-        params=loaded,
-        data_root=data,
-        samples=samples,
+        params=final,
         resume=resume,
         sweep=sweep,
         best_out=best_out,

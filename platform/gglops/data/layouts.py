@@ -65,15 +65,40 @@ def _strip_suffix(entry: str) -> str:
     return path.stem if path.suffix.lower() in IMAGE_SUFFIXES else entry
 
 
+# Why an entry cannot name a file under the data root: it would be joined onto images/ and
+# masks/, so `..` or an absolute path reads (and the manifest hashes) files elsewhere.
+_ENTRY_REFUSALS: dict[str, Callable[[str], bool]] = {
+    "holds a NUL byte": lambda entry: "\0" in entry,
+    "is an absolute path": lambda entry: Path(entry).is_absolute(),
+    "leaves the data root (..)": lambda entry: ".." in Path(entry).parts,
+}
+
+
+def _check_entry(path: Path, number: int, entry: str) -> str:
+    for reason, refused in _ENTRY_REFUSALS.items():
+        if refused(entry):
+            raise DataError(
+                f"{path}: line {number}: split entry {entry!r} {reason}; "
+                "entries are stems of files under the data root"
+            )
+    return entry
+
+
 def read_split_file(path: Path) -> list[str]:
-    """Stems listed one per line (extension optional, blank lines and whitespace ignored)."""
+    """Stems listed one per line (extension optional, blank lines and whitespace ignored).
+
+    utf-8-sig: Windows editors start the file with a BOM, which is not part of the first stem;
+    CRLF line ends are whitespace. An entry that would leave the data root is refused here,
+    before any file is opened, so every command (validate, manifest, train, evaluate) does.
+    """
     if not path.is_file():
         raise DataError(f"{path}: split file not found")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: unreadable split file ({exc})") from None
-    return [_strip_suffix(line.strip()) for line in lines if line.strip()]
+    entries = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
+    return [_strip_suffix(_check_entry(path, n, entry)) for n, entry in entries]
 
 
 class _Folder:

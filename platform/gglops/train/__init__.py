@@ -3,7 +3,7 @@
 
 from gglops.train.cluster import check_capacity, connect_ray
 from gglops.train.config import EpochRecord, FaultSpec, LoopConfig, WorkerSummary
-from gglops.train.runner import TrainRequest, TrainResult, effective_params, run_training
+from gglops.train.runner import TrainRequest, TrainResult, run_training
 from gglops.train.storage import Storage, resolve_storage
 from gglops.train.trainer import build_trainer
 
@@ -18,7 +18,6 @@ __all__ = [
     "build_trainer",
     "check_capacity",
     "connect_ray",
-    "effective_params",
     "resolve_storage",
     "run_training",
 ]

@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 
 from gglops import tracking
 from gglops.errors import DataError, UsageError
 from gglops.gitinfo import git_commit
-from gglops.params import Params, load_yaml
+from gglops.params import Params
 from gglops.settings import Settings
 from gglops.train.checkpointing import checkpoint_bytes
 from gglops.train.cluster import check_capacity, connect_ray
@@ -37,16 +36,13 @@ EXAMPLE_SIZE = 32  # input example of the logged model: small, any multiple of 1
 
 
 class TrainRequest(BaseModel):
-    """What `gglops train` asks for; None fields fall back to params."""
+    """What `gglops train` asks for. `params` are final (`gglops.params.resolve`: --data,
+    --workers, --gpu and --best-params are in them already); nothing downstream changes them."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a stale field fails, not ignored
 
     params: Params
-    data_root: Path | None = None
-    workers: int | None = None
-    use_gpu: bool | None = None
     resume: bool = False
-    best_params: Path | None = None
     storage_path: str | None = None  # else GGLOPS_STORAGE_PATH
     echo: bool = True  # per-epoch lines from rank 0 and the final table
 
@@ -66,37 +62,13 @@ class TrainResult(BaseModel):
     model_log_s: float | None  # time to log the MLflow model; None when it could not be logged
 
 
-def effective_params(request: TrainRequest) -> Params:
-    """params ← tuned best params (flat dotted YAML) ← --workers/--gpu."""
-    overrides: dict[str, Any] = {}
-    if request.best_params is not None:
-        overrides.update(_read_best_params(request.best_params))
-    if request.workers is not None:
-        overrides["train.workers"] = request.workers
-    if request.use_gpu is not None:
-        overrides["train.use_gpu"] = request.use_gpu
-    return request.params.with_overrides(overrides) if overrides else request.params
-
-
-def _read_best_params(path: Path) -> dict[str, Any]:
-    try:
-        raw = load_yaml(path.read_text()) or {}
-    except FileNotFoundError:
-        raise UsageError(f"{path}: best params file not found") from None
-    except yaml.YAMLError:
-        raise UsageError(f"{path}: not valid YAML") from None
-    if not isinstance(raw, dict):
-        raise UsageError(f"{path}: expected a mapping of dotted keys (train.lr: 0.002)")
-    return raw
-
-
 def run_training(
     request: TrainRequest, settings: Settings, console: Console | None = None
 ) -> TrainResult:
     """Validate everything cheap first, then train on Ray and track the run in MLflow."""
     console = console or Console(highlight=False)
-    params = effective_params(request)
-    data_root = _check_data(params, request.data_root)
+    params = request.params
+    data_root = _check_data(params)
     storage = resolve_storage(settings, request.storage_path)
     check_writable(storage)
     check_space(
@@ -141,10 +113,10 @@ def _stopped_line(reason: str, checkpoint: Any, storage: Storage) -> str:
     return f"train: {reason}; last good checkpoint: {kept} (lower train.lr or set train.grad_clip)"
 
 
-def _check_data(params: Params, override: Path | None) -> Path:
+def _check_data(params: Params) -> Path:
     from gglops.data.layouts import resolve_layout
 
-    root = Path(override or params.data.root)
+    root = Path(params.data.root)
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist (--data or data.root)")
     index = resolve_layout(root, params.data.layout, params.data.split)

@@ -13,11 +13,12 @@ TrialStatus = Literal["completed", "stopped", "error", "unfinished"]
 
 
 class TuneRequest(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """What `gglops tune` asks for; `params` are final (`gglops.params.resolve`: --data and
+    --samples are in them already)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a stale field fails, not ignored
 
     params: Params
-    data_root: Path | None = None  # else params.data.root
-    samples: int | None = None  # else params.tune.samples
     resume: bool = False
     best_out: Path = Path("params/best.yaml")
     sweep: str | None = None  # a new `tune-<run_name>-<timestamp>` when None

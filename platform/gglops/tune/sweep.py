@@ -58,7 +58,7 @@ def run_tuning(request: TuneRequest, settings: Settings) -> TuneResult:
     params = request.params
     space = spaces.checked_space(params)
     mode = spaces.metric_mode(params)
-    data_root = _data_root(request)
+    data_root = _data_root(params)
     tracking.probe_tracking_server(settings.mlflow_tracking_uri)
     storage = resolve_storage(settings)
     check_writable(storage)
@@ -128,8 +128,8 @@ def _finish(
     )
 
 
-def _data_root(request: TuneRequest) -> Path:
-    root = (request.data_root or Path(request.params.data.root)).absolute()
+def _data_root(params: Params) -> Path:
+    root = Path(params.data.root).absolute()
     if not root.is_dir():
         raise DataError(f"{root}: dataset root not found (--data or data.root)")
     return root
@@ -207,7 +207,7 @@ def _tuner(
                 stop_last_trials=False,
             ),
             search_alg=SEARCH_ALGS[tp.search_alg](ctx.params, space, mode),
-            num_samples=1 if grid else (request.samples or tp.samples),
+            num_samples=1 if grid else tp.samples,
         ),
         run_config=tune.RunConfig(
             name=ctx.sweep,

@@ -16,7 +16,7 @@ from PIL import Image
 
 from gglnet import GGLNet
 from gglops.data.io import read_image, read_mask
-from gglops.data.layouts import LAYOUTS, resolve_layout
+from gglops.data.layouts import LAYOUTS, read_split_file, resolve_layout
 from gglops.data.manifest import build_manifest
 from gglops.data.synth import synthesize
 from gglops.errors import DataError
@@ -173,7 +173,7 @@ def test_split_files_with_bom_and_crlf_read_like_plain_ones(
     assert {k: v for k, v in ours["files"].items() if not k.endswith(".txt")} == images
     first = resolve_layout(root).train[0].stem
     assert first == resolve_layout(synth_data).train[0].stem and not first.startswith("\ufeff")
-    counts = "/".join(str(n) for n in ours["counts"].values())
+    counts = f"{ours['counts']['train']}/{ours['counts']['test']}"
     reliability(
         "split files with a UTF-8 BOM and CRLF line ends (as Windows editors write them)",
         f"validate exit 0, manifest exit 0: {counts} train/test stems, first {first!r}; split "
@@ -247,3 +247,10 @@ def test_split_entry_outside_the_root_is_refused_by_every_command(
         f"split entry outside the data root: {case}",
         f"validate, manifest, train, evaluate: exit 2, nothing opened outside; {shown}",
     )
+
+
+def test_split_entry_with_a_nul_byte_is_refused(tmp_path: Path) -> None:
+    split = tmp_path / "test.txt"
+    split.write_bytes(b"a\nb\x00c\n")
+    with pytest.raises(DataError, match=r"test.txt: line 2: split entry 'b\\x00c' holds a NUL"):
+        read_split_file(split)

@@ -103,17 +103,33 @@ def _exporter_options(exporter: Exporter) -> dict[str, Any]:
 
 
 def onnx_session(path: Path, threads: int | None = None) -> Any:
-    """An onnxruntime CPU session with the settings measured fastest (`gglops.onnxrt`)."""
-    from gglops.onnxrt import create_session
+    """An onnxruntime CPU session with the settings measured fastest (`gglops.onnxrt`), on a
+    file with the interface we export (another model's ONNX is a UsageError naming it)."""
+    from gglops.onnxrt import Interface, TensorSpec, create_session
 
-    return create_session(path, threads)
+    interface = Interface((TensorSpec(INPUT_NAME, 3),), (TensorSpec(OUTPUT_NAME, 1),))
+    return create_session(path, threads, interface=interface)
 
 
 def onnx_prob_fn(path: Path, threads: int | None = None) -> ProbFn:
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
     session = onnx_session(path, threads)
 
     def fn(batch: np.ndarray) -> np.ndarray:
-        return session.run([OUTPUT_NAME], {INPUT_NAME: batch.astype(np.float32)})[0]
+        try:
+            (probs,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch.astype(np.float32)})
+        except InvalidArgument as exc:  # e.g. a graph exported with a fixed H and W
+            reason = str(exc).splitlines()[0][:200]
+            raise UsageError(f"{path}: refuses a {batch.shape} input ({reason})") from None
+        # The declared shapes may be unknown ([]): what came back is checked too.
+        n, _, h, w = batch.shape
+        if probs.shape != (n, 1, h, w):
+            raise UsageError(
+                f"{path}: output {OUTPUT_NAME!r} is {probs.shape} for a {batch.shape} input, "
+                f"expected {(n, 1, h, w)}"
+            )
+        return probs
 
     return fn
 

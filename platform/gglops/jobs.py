@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -172,10 +173,31 @@ def submit_job(
     _announce(job_id, url, env)
     if not follow:
         return 0
+    return _follow_until_done(client, job_id, f"ray job stop --address {url} {job_id}")
+
+
+def _follow_until_done(client, job_id: str, stop_hint: str) -> int:  # type: ignore[no-untyped-def]
+    """Stream the job's logs; its exit code, or 130 after Ctrl-C, which stops the job."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # A shell without job control starts `cmd &` with SIGINT ignored, and exec keeps it
+        # ignored: neither Python nor asyncio.run installs a handler, so Ctrl-C (or kill -INT)
+        # never reaches us and we follow the logs until the job ends. Respected, but said.
+        note = "this process ignores SIGINT (started in the background?), so Ctrl-C will not"
+        print(f"note: {note} stop {job_id}; stop it with: {stop_hint}", file=sys.stderr, flush=True)
     try:
         asyncio.run(_follow(client, job_id))
     except KeyboardInterrupt:
-        client.stop_job(job_id)
-        print(f"stopped {job_id}", file=sys.stderr)
-        return 130
+        return _stop(client, job_id, stop_hint)
     return _exit_code(client, job_id)
+
+
+def _stop(client, job_id: str, stop_hint: str) -> int:  # type: ignore[no-untyped-def]
+    """After Ctrl-C: ask Ray to stop the job; a failed or interrupted request is one line."""
+    try:
+        client.stop_job(job_id)
+    except (Exception, KeyboardInterrupt) as exc:  # a second Ctrl-C while the request hangs
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        print(f"could not stop {job_id} ({reason}); stop it with: {stop_hint}", file=sys.stderr)
+    else:
+        print(f"stopped {job_id}", file=sys.stderr)
+    return 130

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +59,69 @@ def session_options(threads: int | None = None, *, spin: bool = SPIN) -> Any:
     return options
 
 
-def create_session(path: Path | str, threads: int | None = None, *, spin: bool = SPIN) -> Any:
-    """A CPU InferenceSession on `path`; a missing or unreadable file is a UsageError."""
+@dataclass(frozen=True)
+class TensorSpec:
+    """One float32 (N, C, H, W) tensor of a model's interface."""
+
+    name: str
+    channels: int
+
+    def __str__(self) -> str:
+        return f"{self.name!r} float32 (N, {self.channels}, H, W)"
+
+
+@dataclass(frozen=True)
+class Interface:
+    """The inputs and outputs, in order, that a caller will feed and read."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def __str__(self) -> str:
+        ins, outs = (", ".join(map(str, specs)) for specs in (self.inputs, self.outputs))
+        return f"input {ins} → output {outs}"
+
+
+def _tensor_problems(kind: str, arg: Any, spec: TensorSpec) -> list[str]:
+    # onnxruntime gives [] for a shape the graph leaves unknown: nothing to check there.
+    shape = list(arg.shape or [])
+    channels = shape[1] if len(shape) == 4 else None
+    checks = {
+        f"is {arg.type}, not tensor(float)": arg.type != "tensor(float)",
+        f"has rank {len(shape)} {shape}, not 4 (N, C, H, W)": bool(shape) and len(shape) != 4,
+        f"has {channels} channel(s), not {spec.channels}": isinstance(channels, int)
+        and channels != spec.channels,
+    }
+    return [f"{kind} {arg.name!r} {what}" for what, bad in checks.items() if bad]
+
+
+def _side_problems(kind: str, args: Sequence[Any], specs: Sequence[TensorSpec]) -> list[str]:
+    names, wanted = [a.name for a in args], [s.name for s in specs]
+    shown, named = ", ".join(map(repr, names)) or "none", ", ".join(map(repr, wanted))
+    if len(names) != len(wanted):
+        return [f"{len(names)} {kind}s ({shown}), not {len(wanted)} ({named})"]
+    if names != wanted:
+        return [f"{kind}s are {shown}, not {named}"]
+    pairs = zip(args, specs, strict=True)
+    return [problem for arg, spec in pairs for problem in _tensor_problems(kind, arg, spec)]
+
+
+def interface_problems(session: Any, interface: Interface) -> list[str]:
+    """What in the session's declared inputs/outputs differs from `interface` ([] if none)."""
+    return _side_problems("input", session.get_inputs(), interface.inputs) + _side_problems(
+        "output", session.get_outputs(), interface.outputs
+    )
+
+
+def create_session(
+    path: Path | str,
+    threads: int | None = None,
+    *,
+    spin: bool = SPIN,
+    interface: Interface | None = None,
+) -> Any:
+    """A CPU InferenceSession on `path`; a missing or unreadable file, or (with `interface`)
+    a valid ONNX file of another model, is a UsageError naming the file and the mismatch."""
     import onnxruntime as ort
 
     source = Path(path)
@@ -66,9 +129,16 @@ def create_session(path: Path | str, threads: int | None = None, *, spin: bool =
         raise UsageError(f"{source}: no such ONNX file")
     options = session_options(threads, spin=spin)
     try:
-        return ort.InferenceSession(str(source), options, providers=PROVIDERS)
+        session = ort.InferenceSession(str(source), options, providers=PROVIDERS)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
         raise UsageError(f"{source}: onnxruntime cannot load it ({str(exc)[:200]})") from None
+    # Checked here, not at the first run: another model's file fails there with "Required
+    # inputs (['x']) are missing", which names neither the file nor what was expected.
+    if interface is not None and (problems := interface_problems(session, interface)):
+        raise UsageError(
+            f"{source}: ONNX interface mismatch: {'; '.join(problems)} (wanted: {interface})"
+        )
+    return session
 
 
 def optimize_onnx(src: Path | str, dst: Path | str) -> Path:

@@ -2,10 +2,16 @@
 
 Any size works: `predict_probs` pads to a multiple of 16 and crops back, so the mask has the
 image's own size. Targets are the 8-connected components of the mask (as in the metrics).
+
+Results are `<name>_mask.png` and `<name>_overlay.png`, `<name>` the image's stem; images
+that share a stem (`a/img.png b/img.png`, `x.png x.jpg`) are numbered in the order given
+(`img-1`, `img-2`), so no result overwrites another.
 """
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +20,7 @@ from PIL import Image, ImageDraw
 from pydantic import BaseModel, ConfigDict
 from scipy import ndimage
 
+from gglops.errors import UsageError
 from gglops.inference import ProbFn, predict_probs
 from gglops.metrics import EIGHT_CONNECTED, THRESHOLD
 
@@ -60,14 +67,57 @@ def _save_png(img: Image.Image, path: Path) -> None:
     tmp.replace(path)
 
 
-def predict_one(fn: ProbFn, image_path: Path, out: Path) -> Prediction:
+def result_names(images: Sequence[Path]) -> list[str]:
+    """One distinct result name per image: its stem, or `<stem>-<k>` (k = 1, 2, … in the order
+    given) where several images share a stem. Compared case-folded, as on macOS/Windows disks,
+    and never one of the other images' own stems."""
+    shared = Counter(Path(p).stem.casefold() for p in images)
+    taken = {key for key, n in shared.items() if n == 1}
+    numbered: Counter[str] = Counter()
+    names: list[str] = []
+    for path in images:
+        stem = Path(path).stem
+        key = stem.casefold()
+        name = stem
+        while shared[key] > 1 and (name == stem or name.casefold() in taken):
+            numbered[key] += 1
+            name = f"{stem}-{numbered[key]}"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def result_paths(out: Path, name: str) -> tuple[Path, Path]:
+    return out / f"{name}_mask.png", out / f"{name}_overlay.png"
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an --out that cannot be a folder we write to, before anything is written."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        where = "" if existing == out else f" ({existing} is)"
+        raise UsageError(f"{out}: --out must be a folder, not a file{where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{out}: --out is not writable ({existing})")
+
+
+def _check_no_input_overwritten(images: Sequence[Path], out: Path, names: list[str]) -> None:
+    """`--out` next to the images: `a.png` must not write over an input named `a_mask.png`."""
+    inputs = {Path(p).resolve() for p in images}
+    for name in names:
+        for result in result_paths(out, name):
+            if result.resolve() in inputs:
+                raise UsageError(f"{result}: a result would overwrite this input image")
+
+
+def predict_one(fn: ProbFn, image_path: Path, out: Path, name: str | None = None) -> Prediction:
+    """Mask and overlay of one image as `<name>_mask.png`, `<name>_overlay.png` (name: stem)."""
     from gglops.data.io import read_image
 
     image = read_image(image_path)  # DataError naming the file when unreadable
     mask = predict_probs(fn, image) > THRESHOLD
-    stem = Path(image_path).stem
     out.mkdir(parents=True, exist_ok=True)
-    mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
+    mask_path, overlay_path = result_paths(out, name or Path(image_path).stem)
     _save_png(Image.fromarray(mask.astype(np.uint8) * 255), mask_path)
     _save_png(overlay(image, mask), overlay_path)
     return Prediction(
@@ -78,11 +128,18 @@ def predict_one(fn: ProbFn, image_path: Path, out: Path) -> Prediction:
 def predict_images(
     model: str | Path, images: Sequence[Path], out: Path, tracking_uri: str | None = None
 ) -> list[Prediction]:
-    """Masks (0/255) and overlays into `out` for every image, from a checkpoint or ONNX file."""
+    """Masks (0/255) and overlays into `out` for every image, from a checkpoint or ONNX file;
+    images sharing a stem get numbered names (`result_names`)."""
     from gglops.data.io import open_image
     from gglops.evaluate import prob_fn_for
 
-    for path in images:  # fail before loading the model, and before writing anything
+    # Everything that can be refused is, before loading the model and before writing anything.
+    check_out_dir(out)
+    for path in images:
         open_image(Path(path))
+    names = result_names(images)
+    _check_no_input_overwritten(images, out, names)
     fn = prob_fn_for(model, tracking_uri)
-    return [predict_one(fn, Path(path), out) for path in images]
+    return [
+        predict_one(fn, Path(path), out, name) for path, name in zip(images, names, strict=True)
+    ]

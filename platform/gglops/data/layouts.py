@@ -68,19 +68,16 @@ def _strip_suffix(entry: str) -> str:
 # Why an entry cannot name a file under the data root: it would be joined onto images/ and
 # masks/, so `..` or an absolute path reads (and the manifest hashes) files elsewhere.
 _ENTRY_REFUSALS: dict[str, Callable[[str], bool]] = {
-    "holds a NUL byte": lambda entry: "\0" in entry,
-    "is an absolute path": lambda entry: Path(entry).is_absolute(),
-    "leaves the data root (..)": lambda entry: ".." in Path(entry).parts,
+    "holds a NUL byte": lambda e: "\0" in e,
+    "is an absolute path, not a stem under the data root": lambda e: Path(e).is_absolute(),
+    "leaves the data root with '..'": lambda e: ".." in Path(e).parts,
 }
 
 
 def _check_entry(path: Path, number: int, entry: str) -> str:
     for reason, refused in _ENTRY_REFUSALS.items():
         if refused(entry):
-            raise DataError(
-                f"{path}: line {number}: split entry {entry!r} {reason}; "
-                "entries are stems of files under the data root"
-            )
+            raise DataError(f"{path}: line {number}: split entry {entry!r} {reason}")
     return entry
 
 

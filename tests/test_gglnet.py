@@ -147,7 +147,11 @@ def test_initialisation_follows_the_reference() -> None:
     for conv in (c for g in gates for c in g.modules() if isinstance(c, nn.Conv2d)):
         fan_in = conv.weight[0].numel()
         assert conv.weight.abs().max() <= 1 / math.sqrt(fan_in) + 1e-6
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and id(m) not in gate_convs]
+    # The prediction conv (16 → 1): fan-in, so no seed starts with saturated logits.
+    prediction = model.head[-1]
+    assert prediction.weight.std().item() == pytest.approx(math.sqrt(2 / 4), rel=0.5)  # 4 in
+    skip = gate_convs | {id(prediction)}
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and id(m) not in skip]
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert all(torch.count_nonzero(m.bias) == 0 for m in convs if m.bias is not None)
     assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in norms)
@@ -164,3 +168,25 @@ def test_gglnet_never_imports_gglops() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_no_seed_starts_with_saturated_logits(tmp_path: Path) -> None:
+    """The prediction conv's fan-in init keeps every seed's starting logits near 0; the
+    reference's fan-out init puts whole images many logits away (the collapse's cause)."""
+    from gglnet.model import init_weights
+    from gglops.data.dataset import load_pair
+    from gglops.data.layouts import resolve_layout
+    from gglops.data.synth import synthesize
+
+    root = synthesize(tmp_path / "s", 12, 64, 3)
+    images = torch.stack([load_pair(s)[0] for s in resolve_layout(root).train[:4]])
+    ours, reference = [], []
+    for seed in range(12):
+        torch.manual_seed(seed)
+        net = GGLNet().train()
+        with torch.no_grad():
+            ours.append(net(images).mean().item())
+            init_weights(net.head[-1])  # the reference's fan-out on the same network
+            reference.append(net(images).mean().item())
+    assert max(abs(v) for v in ours) < 5, ours
+    assert max(abs(v) for v in reference) > 5, reference

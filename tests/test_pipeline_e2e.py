@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_tools import merge, run
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -36,16 +37,6 @@ TINY = {
 }
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    for key, value in extra.items():
-        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return base
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A scratch git + DVC project holding the pipeline and the code it depends on."""
@@ -55,7 +46,7 @@ def project(tmp_path: Path) -> Path:
         shutil.copy(ROOT / name, proj / name)
     for name in ("platform", "models"):
         shutil.copytree(ROOT / name, proj / name, ignore=shutil.ignore_patterns("__pycache__"))
-    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"]):
         subprocess.run(cmd, cwd=proj, check=True)
@@ -70,7 +61,7 @@ def test_default_pipeline_end_to_end(project: Path, stack, tmp_path: Path) -> No
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "GGLOPS_STORAGE_PATH": str(tmp_path / "ray"),
     }
-    first = _run([str(BIN / "dvc"), "repro"], project, env)
+    first = run([str(BIN / "dvc"), "repro"], project, env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
 
     metrics = json.loads((project / "metrics.json").read_text())
@@ -92,16 +83,16 @@ def test_default_pipeline_end_to_end(project: Path, stack, tmp_path: Path) -> No
     git = ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@localhost"]
     subprocess.run([*git, "add", "-A"], cwd=project, check=True, capture_output=True)
     subprocess.run([*git, "commit", "-qm", "repro"], cwd=project, check=True, capture_output=True)
-    second = _run([str(BIN / "dvc"), "repro"], project, env)
+    second = run([str(BIN / "dvc"), "repro"], project, env)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Running stage" not in second.stdout, second.stdout
 
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["gates"]["tolerance"] = 0.5
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    diff = _run([str(BIN / "dvc"), "params", "diff"], project, env)
+    diff = run([str(BIN / "dvc"), "params", "diff"], project, env)
     assert "gates.tolerance" in diff.stdout
-    third = _run([str(BIN / "dvc"), "repro"], project, env)
+    third = run([str(BIN / "dvc"), "repro"], project, env)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
     ran = {line.split("'")[1] for line in third.stdout.splitlines() if "Running stage" in line}
     assert ran == {"promote"}, third.stdout

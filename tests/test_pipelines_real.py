@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_tools import merge, run
 
 from gglops.params import load_params
 
@@ -38,16 +39,6 @@ TINY = {
 }
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    for key, value in extra.items():
-        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return base
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One scratch git + DVC project for the three pipelines (the repo's own layout)."""
@@ -64,7 +55,7 @@ def _place(project: Path, dataset: str) -> Path:
     pipeline = project / "pipelines" / dataset
     pipeline.mkdir(parents=True)
     shutil.copy(source / "dvc.yaml", pipeline / "dvc.yaml")
-    shrunk = _merge(load_params(source / "params.yaml").model_dump(mode="json"), TINY)
+    shrunk = merge(load_params(source / "params.yaml").model_dump(mode="json"), TINY)
     (pipeline / "params.yaml").write_text(yaml.safe_dump(shrunk, sort_keys=False))
     root = (pipeline / shrunk["data"]["root"]).resolve()
     subprocess.run(
@@ -93,7 +84,9 @@ def test_real_dataset_pipeline_passes_every_stage(
         "GGLOPS_REGISTERED_MODEL": model,
     }
     t0 = time.monotonic()
-    done = _run([str(BIN / "dvc"), "repro", f"pipelines/{dataset}/dvc.yaml"], project, env)
+    done = run(
+        [str(BIN / "dvc"), "repro", f"pipelines/{dataset}/dvc.yaml"], project, env, timeout=600
+    )
     took = time.monotonic() - t0
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     ran = {

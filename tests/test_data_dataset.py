@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from gglops.data.dataset import EvalDataset, TrainDataset
 from gglops.data.layouts import resolve_layout
-from gglops.data.transforms import Affine, AffineMap, Flip, Rot90, Transpose, augment, draw_plan
+from gglops.data.transforms import Affine, Flip, Rot90, Transpose, augment, draw_plan
 from gglops.inference import pad_to_multiple, predict_probs, torch_prob_fn
 
 
@@ -62,7 +62,7 @@ def test_geometry_moves_image_and_mask_together() -> None:
     image = torch.zeros(3, 16, 16)
     mask = torch.zeros(1, 16, 16)
     image[:, 2, 5], mask[:, 2, 5] = 1.0, 1.0
-    plan = (Flip(-1), Transpose(), Rot90(1), Affine(AffineMap(angle=10.0, scale=1.05)))
+    plan = (Flip(-1), Transpose(), Rot90(1), Affine(angle=10.0, scale=1.05))
     out_image, out_mask = augment(image, mask, plan)
     assert out_mask.sum() >= 1
     peak = np.unravel_index(int(out_image[0].argmax()), (16, 16))

@@ -60,13 +60,12 @@ def _expected(op: object, y: float, x: float, h: int, w: int) -> Point:
             y, x, h, w = w - 1 - x, y, w, h
         return y, x
     if isinstance(op, Affine):
-        m = op.map
         cx, cy = (w - 1) / 2, (h - 1) / 2
-        t = math.radians(m.angle)
-        dx, dy = (x - cx) * m.scale, (y - cy) * m.scale
+        t = math.radians(op.angle)
+        dx, dy = (x - cx) * op.scale, (y - cy) * op.scale
         # cv2.getRotationMatrix2D: positive angles turn counter-clockwise on screen.
-        ox = cx + math.cos(t) * dx + math.sin(t) * dy + m.shift[0] * w
-        oy = cy - math.sin(t) * dx + math.cos(t) * dy + m.shift[1] * h
+        ox = cx + math.cos(t) * dx + math.sin(t) * dy + op.shift[0] * w
+        oy = cy - math.sin(t) * dx + math.cos(t) * dy + op.shift[1] * h
         return oy, ox
     assert isinstance(op, NoOp | Brightness | Contrast | Noise)  # image-only ops
     return y, x

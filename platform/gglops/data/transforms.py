@@ -34,15 +34,15 @@ Array = np.ndarray  # image: float32 (C, H, W) in [0, 1]; mask: bool (H, W)
 def _stamp(
     out: Array, mask: Array, forward: Callable[[Array, Array], tuple[Array, Array]]
 ) -> Array:
-    """OR into `out` the output pixel of every target pixel of `mask` (pixel centres mapped
-    by `forward`, rounded), where it lands inside `out`'s frame."""
+    """OR into `out` (in place: callers pass a fresh array) the output pixel of every target
+    pixel of `mask` (pixel centres mapped by `forward`, rounded), where it lands inside
+    `out`'s frame."""
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         return out
     oy, ox = forward(ys.astype(np.float64), xs.astype(np.float64))
     oy, ox = np.floor(oy + 0.5).astype(np.int64), np.floor(ox + 0.5).astype(np.int64)
     inside = (oy >= 0) & (oy < out.shape[0]) & (ox >= 0) & (ox < out.shape[1])
-    out = out.copy()
     out[oy[inside], ox[inside]] = True
     return out
 
@@ -72,7 +72,7 @@ def _reflect101(index: Array, n: int) -> Array:
 
 
 @dataclass(frozen=True)
-class AffineMap:
+class Affine:
     """Rotation (degrees, counter-clockwise as cv2), scale and shift (fractions of the
     side) about the image centre, as albumentations' Rotate / ShiftScaleRotate."""
 
@@ -91,6 +91,7 @@ class AffineMap:
         return np.hstack([rot, offset[:, None]])
 
     def apply(self, image: Array, mask: Array) -> tuple[Array, Array]:
+        image, mask = np.ascontiguousarray(image), np.ascontiguousarray(mask)
         h, w = mask.shape
         forward = self.matrix(h, w)
         inverse = np.linalg.inv(np.vstack([forward, [0, 0, 1]]))[:2]
@@ -153,14 +154,6 @@ class Rot90:
 
 
 @dataclass(frozen=True)
-class Affine:
-    map: AffineMap
-
-    def apply(self, image: Array, mask: Array) -> tuple[Array, Array]:
-        return self.map.apply(np.ascontiguousarray(image), np.ascontiguousarray(mask))
-
-
-@dataclass(frozen=True)
 class Brightness:
     beta: float  # added, as a fraction of the maximum (albumentations' brightness_by_max)
 
@@ -209,9 +202,9 @@ REFERENCE_MENU: tuple[tuple[float, Drawer], ...] = (
     (0.5, lambda rng: Rot90(int(rng.integers(0, 4)))),
     (0.2, lambda rng: Brightness(_bright(rng))),
     (0.2, lambda rng: Contrast(1.0 + _contrast(rng))),
-    (0.5, lambda rng: Affine(AffineMap(angle=_rotate(rng)))),
-    (0.5, lambda rng: Affine(AffineMap(shift=(_shift(rng), _shift(rng))))),
-    (0.5, lambda rng: Affine(AffineMap(scale=1.0 + _scale(rng)))),
+    (0.5, lambda rng: Affine(angle=_rotate(rng))),
+    (0.5, lambda rng: Affine(shift=(_shift(rng), _shift(rng)))),
+    (0.5, lambda rng: Affine(scale=1.0 + _scale(rng))),
     (
         0.2,
         lambda rng: Noise(math.sqrt(rng.uniform(10.0, 50.0)) / 255.0, int(rng.integers(2**31))),

@@ -6,20 +6,22 @@ actually observed (exit code, the message, what was left unchanged):
     def test_s3_down(reliability): ...
         reliability("S3 stopped during promotion", f"exit {rc}; aliases unchanged; {line}")
 
-At the end of a full run (`make test`), the rows go to docs/reliability.md and into the
-README between the reliability markers, with each test's pass/fail outcome.
+At the end of a full run (`make test`), the rows and each test's pass/fail outcome go to
+build/reliability.json; `make docs` turns them into docs/reliability.md and the README block
+(a test run never rewrites tracked files).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MARK_BEGIN, MARK_END = "<!-- reliability:begin -->", "<!-- reliability:end -->"
+ROWS_FILE = ROOT / "build" / "reliability.json"
 
 
 @dataclass
@@ -56,16 +58,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     return report
 
 
-def _table() -> str:
-    lines = ["| fault or bad input | observed outcome | test | result |", "|---|---|---|---|"]
-    for row in sorted(_ROWS, key=lambda r: r.fault):
-        observed = row.observed.replace("|", "\\|")
-        lines.append(f"| {row.fault} | {observed} | `{row.test}` | {row.outcome} |")
-    return "\n".join(lines) + "\n"
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Publish the table only after a full run (no -k/-m filter, the default test paths)."""
+    """Keep the rows of a full run (no -k/-m filter, the default test paths) for `make docs`."""
     config = session.config
     full_run = (
         not config.option.keyword
@@ -74,13 +68,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     )
     if not _ROWS or not full_run:
         return
-    table = _table()
-    (ROOT / "docs" / "reliability.md").write_text(
-        "# Reliability: faults and bad input tried by the test suite\n\n" + table
-    )
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        _, tail = rest.split(MARK_END, 1)
-        readme.write_text(f"{head}{MARK_BEGIN}\n{table}{MARK_END}{tail}")
+    ROWS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ROWS_FILE.with_name(f".{ROWS_FILE.name}.tmp")
+    tmp.write_text(json.dumps([asdict(row) for row in _ROWS], indent=1) + "\n")
+    tmp.replace(ROWS_FILE)

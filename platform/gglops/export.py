@@ -1,15 +1,8 @@
 """ONNX export of GGL-Net with probabilities out, checked by onnx.checker and parity with torch.
 
-Exporter choice: the TorchScript-based exporter (`dynamo=False`, opset 17). Measured on this
-2-core machine (see bench/onnx_tuning.py --study): it exports the model ~8× faster than the dynamo
-exporter (2 s vs 18 s for a width-0.25 net), names the dynamic axes N/H/W as asked, and
-onnxruntime runs both graphs at the same speed with the same parity (~1e-6). The dynamo
-exporter stays selectable (`exporter="dynamo"`, opset 18) for models the old one cannot trace.
-
-The released file is the standard ONNX graph; onnxruntime applies ORT_ENABLE_ALL when it
-loads it (`gglops.onnxrt`). A graph *saved* after ORT_ENABLE_ALL holds CPU-specific fused
-kernels (NCHWc) and runs no faster than the in-session pass (bench/onnx_tuning.py --study), so we
-never ship it.
+The TorchScript-based exporter (`dynamo=False`, opset 17) is the default and the dynamo one
+(opset 18) stays selectable; the released file is the plain ONNX graph, optimised by
+onnxruntime when it loads it. Why, measured: docs/onnx.md.
 """
 
 from __future__ import annotations
@@ -25,8 +18,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from gglops.errors import CheckError, UsageError
+from gglops.files import atomic_path, sha256_file
 from gglops.inference import ProbFn, predict_probs
-from gglops.storage import sha256_file
 
 Exporter = Literal["legacy", "dynamo"]
 INPUT_NAME, OUTPUT_NAME = "image", "probs"
@@ -74,9 +67,7 @@ def export_onnx(model: Any, path: Path, exporter: Exporter = "legacy") -> Path:
 
     wrapped = ProbabilityModel(model).eval()
     example = torch.rand(1, 3, 64, 64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with warnings.catch_warnings(), torch.no_grad():
+    with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporters' deprecation/tracer chatter
         torch.onnx.export(
             wrapped,
@@ -87,8 +78,7 @@ def export_onnx(model: Any, path: Path, exporter: Exporter = "legacy") -> Path:
             opset_version=OPSETS[exporter],
             **_exporter_options(exporter),
         )
-    onnx.checker.check_model(str(tmp), full_check=True)
-    tmp.replace(path)
+        onnx.checker.check_model(str(tmp), full_check=True)
     return path
 
 

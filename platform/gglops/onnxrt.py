@@ -1,32 +1,18 @@
-"""onnxruntime CPU sessions for GGL-Net with the settings measured fastest at parity.
-
-Measured with bench/onnx_tuning.py (batch 1, fp32, 256², this 2-core AMD EPYC; parity
-≤ 5e-6 and identical masks in every variant):
-- ORT_ENABLE_ALL: its NCHWc layout pass (blocked convs with fused bias/ReLU/residual add)
-  is ~1.3× faster than ORT_ENABLE_EXTENDED (1-thread CPU time 215 vs 280 ms). After it, conv
-  is ~86% of the time and runs at the matmul peak of one core; the rest is SE/gate glue.
-- Intra-op threads = the CPUs this process may use, one inter-op thread, sequential mode
-  (ORT_PARALLEL was ~3× slower: the graph is essentially a chain).
-- Spinning off by default (`SPIN`): with other work on the cores it is 1.3–2× faster and
-  leaves CPU to that work; on an idle machine spinning is ~15% faster (`spin=True`).
-- Exporter and opset do not change the speed: both fold BatchNorm into the convs, and
-  onnxruntime runs either graph in the same time (1 and 2 threads). The legacy exporter
-  (opset 17) exports ~10× faster, so it is the recommendation (`export_kwargs`).
-- The gradient branch (Pad/Slice/Sub/Mul/Sqrt) is < 0.1% of the time; a fixed-kernel conv
-  form is bit-identical but slower in eager and fuses no better, so the model keeps it.
-- Denormals-as-zero changed nothing; `optimize_onnx` only shortens session creation (~15%).
+"""onnxruntime CPU sessions for GGL-Net with the settings measured fastest at parity:
+ORT_ENABLE_ALL, intra-op threads = usable CPUs, one inter-op thread, sequential mode,
+spinning off. The measurements behind each choice are in docs/onnx.md (bench/onnx_tuning.py).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gglops.errors import UsageError
+from gglops.files import atomic_path
 
 PROVIDERS = ["CPUExecutionProvider"]
 OPSET = 17
@@ -153,17 +139,13 @@ def optimize_onnx(src: Path | str, dst: Path | str) -> Path:
     source, target = Path(src), Path(dst)
     if not source.is_file():
         raise UsageError(f"{source}: no such ONNX file")
-    target.parent.mkdir(parents=True, exist_ok=True)
     options = session_options(1)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".onnx", delete=False) as tmp:
-        staged = Path(tmp.name)
-    options.optimized_model_filepath = str(staged)
     try:
-        ort.InferenceSession(str(source), options, providers=PROVIDERS)
-        staged.replace(target)
+        with atomic_path(target) as staged:
+            options.optimized_model_filepath = str(staged)
+            ort.InferenceSession(str(source), options, providers=PROVIDERS)
     except Exception as exc:
-        staged.unlink(missing_ok=True)
         raise UsageError(f"{source}: onnxruntime cannot optimise it ({str(exc)[:200]})") from None
     return target
 

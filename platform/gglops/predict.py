@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy import ndimage
 
 from gglops.errors import UsageError
+from gglops.files import atomic_path
 from gglops.inference import ProbFn, predict_probs
 from gglops.metrics import EIGHT_CONNECTED, THRESHOLD
 
@@ -62,9 +63,8 @@ def overlay(image: np.ndarray, mask: np.ndarray) -> Image.Image:
 
 
 def _save_png(img: Image.Image, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
 
 
 def result_names(images: Sequence[Path]) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from gglops.errors import ServiceError, UsageError
+from gglops.files import sha256_file
 from gglops.settings import Settings
 
 T = TypeVar("T")
@@ -73,14 +74,6 @@ class ObjectInfo:
     size: int
     etag: str
     last_modified: str
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def make_client(settings: Settings) -> Any:

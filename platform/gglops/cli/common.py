@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from gglops import files
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read.")]
 SetOpt = Annotated[
@@ -20,7 +21,4 @@ def write_json(path: Path | None, payload: Any) -> None:
     """Write JSON atomically (temp file + rename) so a reader never sees half a file."""
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    files.write_json(path, payload)

@@ -14,8 +14,7 @@ from pydantic import BaseModel
 
 from gglops.data.layouts import DatasetIndex, resolve_layout
 from gglops.errors import DataError
-
-_CHUNK = 1 << 20
+from gglops.files import sha256_file
 
 
 class SplitSummary(BaseModel):
@@ -32,15 +31,11 @@ class DataManifest(BaseModel):
     data_hash: str
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def _file_hash(path: Path) -> str:
     try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
+        return sha256_file(path)
     except OSError as exc:
         raise DataError(f"{path}: cannot read for the manifest ({exc.strerror})") from None
-    return digest.hexdigest()
 
 
 def _split_summary(stems: list[str]) -> SplitSummary:
@@ -54,7 +49,7 @@ def _index_files(index: DatasetIndex) -> list[Path]:
 
 
 def manifest_of(index: DatasetIndex) -> DataManifest:
-    files = {p.as_posix(): sha256_file(index.root / p) for p in _index_files(index)}
+    files = {p.as_posix(): _file_hash(index.root / p) for p in _index_files(index)}
     splits = {
         name: _split_summary([s.stem for s in samples]) for name, samples in index.splits.items()
     }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ray.train import Checkpoint
 
+from gglops.files import atomic_path
 from gglops.modelio import META_FILE, WEIGHTS_FILE
 from gglops.settings import Settings
 from gglops.train.config import EpochRecord
@@ -39,11 +40,8 @@ def copy_bundle(checkpoint_uri: str, target: Path, settings: Settings) -> Path:
 
 def write_history(history: Sequence[EpochRecord], path: Path) -> None:
     """Per-epoch metrics as CSV (DVC plots), written to a temp file and renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(EpochRecord.model_fields))
         writer.writeheader()
         for record in history:
             writer.writerow(record.model_dump())
-    tmp.replace(path)

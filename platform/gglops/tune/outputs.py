@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from rich.table import Table
 
+from gglops.files import atomic_path, atomic_write
 from gglops.tune.models import TrialSummary
 
 STATUS_STYLE = {"completed": "green", "stopped": "yellow", "error": "red", "unfinished": "dim"}
@@ -19,13 +20,6 @@ STATUS_COLOR = {
     "error": "tab:red",
     "unfinished": "tab:gray",
 }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def best_yaml(best_params: dict[str, Any]) -> str:
@@ -76,7 +70,7 @@ def trials_table(trials: list[TrialSummary], metric: str, best_id: str | None) -
 
 def write_plots(directory: Path, trials: list[TrialSummary], metric: str) -> None:
     """`tune_trials.csv` (DVC plot data) and `tune_trials.png` (curves and best per trial)."""
-    write_atomic(directory / "tune_trials.csv", trials_csv(trials, metric))
+    atomic_write(directory / "tune_trials.csv", trials_csv(trials, metric))
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
@@ -95,10 +89,9 @@ def write_plots(directory: Path, trials: list[TrialSummary], metric: str) -> Non
     )
     bests.set(xlabel="trial", ylabel=f"best {metric}", title="best per trial (colour = status)")
     fig.tight_layout()
-    tmp = directory / ".tune_trials.png.tmp"
-    fig.savefig(tmp, format="png", dpi=100)
+    with atomic_path(directory / "tune_trials.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(directory / "tune_trials.png")
 
 
 def _fmt(value: Any) -> str:

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from gglops import tracking
 from gglops.errors import CheckError, DataError, GGLOpsError, UsageError
+from gglops.files import atomic_write
 from gglops.gitinfo import git_commit
 from gglops.params import Params, SearchDim
 from gglops.settings import Settings
@@ -109,7 +110,7 @@ def _finish(
         raise CheckError(f"sweep {ctx.sweep}: no trial reported {metric} (see the trial errors)")
     table_csv = outputs.trials_csv(trials, metric)
     runs.finish_parent(settings, ctx.parent_run_id, best, table_csv, wall_s)
-    outputs.write_atomic(request.best_out, outputs.best_yaml(best.params))
+    atomic_write(request.best_out, outputs.best_yaml(best.params))
     if request.plots:
         outputs.write_plots(request.plots, trials, metric)
     busy = sum(t.duration_s for t in trials)

@@ -88,13 +88,6 @@ def baseline_point(params: Params, space: dict[str, SearchDim]) -> dict[str, Any
     return point if all(_inside(dim, point[key]) for key, dim in space.items()) else None
 
 
-def grid_size(space: dict[str, SearchDim]) -> int:
-    size = 1
-    for dim in space.values():
-        size *= len(GRID_VALUES[dim.kind](dim))
-    return size
-
-
 def _suggest(key: str, known: dict[str, Any]) -> str:
     tunable = [k for k in known if not k.startswith("tune.") and k not in RESERVED]
     close = difflib.get_close_matches(key, tunable, n=1)

@@ -92,13 +92,12 @@ class GGLNet(nn.Module):
         self.fusions = nn.ModuleList(
             TwoWayGuidanceFusion(deep, shallow) for shallow, deep in pairwise(widths)
         )
+        prediction = nn.Conv2d(widths[0], 1, 1)
         self.head = nn.Sequential(
-            nn.Conv2d(widths[0], widths[0], 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(widths[0], 1, 1),
+            nn.Conv2d(widths[0], widths[0], 1), nn.ReLU(inplace=True), prediction
         )
         reference_init(self)
-        init_prediction(self.head[-1])
+        init_prediction(prediction)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The five GSM outputs, full resolution first."""

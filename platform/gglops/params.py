@@ -115,6 +115,13 @@ class SearchDim(_Section):
             raise ValueError("a 'loguniform' dimension needs low > 0")
         return self
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a range dimension (the validator guarantees both are set)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"a '{self.kind}' dimension has no range")
+        return self.low, self.high
+
 
 class TuneParams(_Section):
     samples: Annotated[int, Field(gt=0)] = 8

@@ -70,11 +70,11 @@ def build_trainer(
             checkpoint_score_attribute="val_miou",
             checkpoint_score_order="max",
         ),
-        callbacks=list(callbacks),
+        callbacks=list(callbacks),  # type: ignore[arg-type]  # UserCallback is Ray's Callback
         **dict(run_config_kwargs or {}),
     )
     return TorchTrainer(
-        _loop_with_token,
+        _loop_with_token,  # type: ignore[arg-type]  # V2 keeps the return value (Result.return_value)
         train_loop_config={CONFIG_KEY: loop, TOKEN_KEY: settings.mlflow_tracking_token},
         torch_config=TorchConfig(backend=BACKENDS[train.use_gpu]),
         scaling_config=ScalingConfig(

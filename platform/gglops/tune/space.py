@@ -20,10 +20,10 @@ Sampler = Callable[[SearchDim], Any]
 
 # SearchDim.kind → Tune sampler. randint's high is exclusive, as in Tune and numpy.
 SAMPLERS: dict[str, Sampler] = {
-    "loguniform": lambda d: tune.loguniform(d.low, d.high),
-    "uniform": lambda d: tune.uniform(d.low, d.high),
+    "loguniform": lambda d: tune.loguniform(*d.bounds),
+    "uniform": lambda d: tune.uniform(*d.bounds),
     "choice": lambda d: tune.choice(list(d.values or [])),
-    "randint": lambda d: tune.randint(int(d.low or 0), int(d.high or 0)),
+    "randint": lambda d: tune.randint(*(int(b) for b in d.bounds)),
 }
 
 # Grid search enumerates; only discrete dimensions have a finite grid.

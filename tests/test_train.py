@@ -12,32 +12,13 @@ from typing import Any
 
 import mlflow
 import pytest
+from helpers.training import settings_for, tiny_params
 from mlflow.tracking import MlflowClient
 
-from gglops.params import Params
 from gglops.settings import Settings
 from gglops.train import TrainRequest, build_trainer, run_training
 from gglops.train.config import FAULT_ENV
 from gglops.train.session import build_session
-
-TINY: dict[str, Any] = {
-    "data.image_size": 32,
-    "data.loader_workers": 0,
-    "model.width_mult": 0.25,
-    "train.batch_size": 4,
-    "train.lr": 0.01,
-    "train.loss": "bce_soft_iou",
-    "train.lr_schedule": "none",
-    "train.grad_clip": 1.0,
-    "train.deterministic": True,
-    "train.augment.p": 0.0,
-    "train.keep_checkpoints": 2,
-}
-
-
-def tiny_params(data_root: Path, **overrides: Any) -> Params:
-    base = {**TINY, "data.root": str(data_root), "data.layout": "auto", "data.split": None}
-    return Params().with_overrides({**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +37,6 @@ LEARN: dict[str, Any] = {
     "train.loss": "soft_iou",
     "train.run_name": "t-learn",
 }
-
-
-def settings_for(stack: Any, storage: Path) -> Settings:
-    return Settings(mlflow_tracking_uri=stack.mlflow_uri, storage_path=str(storage))
 
 
 def test_same_seed_gives_identical_metrics(synth_data: Path) -> None:

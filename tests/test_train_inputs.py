@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_train import settings_for, tiny_params
+from helpers.training import settings_for, tiny_params
 
 from gglops.errors import DataError, GGLOpsError, ServiceError, UsageError
 from gglops.params import load_params

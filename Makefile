@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 FIND_LINKS := /opt/wheels
 
-.PHONY: setup lock test lint format demo bench clean-stack
+.PHONY: setup lock test test-fast browser docs lint format demo bench image clean-stack
 
 $(BIN)/uv:
 	$(PY) -m venv $(VENV)
@@ -27,12 +27,29 @@ setup: $(VENV)/.installed
 lock: | $(BIN)/uv
 	$(BIN)/uv pip compile requirements.in --find-links $(FIND_LINKS) --python-version 3.11 -o requirements.lock
 
-test: setup
+# Headless Chromium (Debian's package) for the tests that screenshot the MLflow UI, DVC plots
+# and the HTML report; installed once, only where it is missing.
+browser:
+	@command -v chromium-headless-shell >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		chromium-headless-shell fonts-dejavu-core >/dev/null; }
+
+# The full suite, services included: what CI runs.
+test: setup browser
 	$(BIN)/python -m pytest tests
+
+# No services (no Ray, MLflow, S3, subprocess pipelines): the loop to run after each edit.
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not integration" -q
+
+# The README's reliability block and docs/reliability.md from the last full `make test`.
+docs: setup
+	$(BIN)/python docs/tables.py
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format .
@@ -45,6 +62,41 @@ demo: setup
 	eval "$$($(BIN)/gglops stack env)" && PATH="$(CURDIR)/$(BIN):$$PATH" \
 		$(BIN)/dvc repro $(if $(DEMO_FORCE),--force,)
 	eval "$$($(BIN)/gglops stack env)" && $(BIN)/gglops summary
+
+# `make image`: the cluster images from infra/docker/Dockerfile, tagged by the commit they hold:
+# $(IMAGE_REPO):<12-char sha>[-dirty] (CPU) and the same tag + `-cuda`. It also renders
+# $(RENDER_DIR)/kuberay/*.yaml (the manifests' placeholder `gglops:GIT_SHA` → these tags) and
+# $(RENDER_DIR)/image.env (GGLOPS_IMAGE, GGLOPS_IMAGE_CUDA for docker compose --env-file).
+# IMAGE_REPO=ghcr.io/<org>/gglops IMAGE_PUSH=1 pushes; DOCKER=echo prints the builds only.
+DOCKER ?= docker
+IMAGE_REPO ?= gglops
+GIT_SHA = $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY = $(if $(shell git status --porcelain --untracked-files=no 2>/dev/null),-dirty,)
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(GIT_DIRTY)
+IMAGE_FLAVORS ?= cpu cuda
+CUDA_TAG ?= cu128
+RENDER_DIR ?= build/infra
+IMAGE_SUFFIX_cpu :=
+IMAGE_SUFFIX_cuda := -cuda
+IMAGE_BASE_cpu :=
+IMAGE_BASE_cuda := -gpu
+
+image:
+	@set -e; for flavor in $(IMAGE_FLAVORS); do \
+		case $$flavor in cpu) suffix="$(IMAGE_SUFFIX_cpu)"; base="$(IMAGE_BASE_cpu)";; \
+			cuda) suffix="$(IMAGE_SUFFIX_cuda)"; base="$(IMAGE_BASE_cuda)";; \
+			*) echo "IMAGE_FLAVORS: unknown flavor $$flavor (cpu, cuda)" >&2; exit 2;; esac; \
+		$(DOCKER) build -f infra/docker/Dockerfile --build-arg FLAVOR=$$flavor \
+			--build-arg BASE_SUFFIX=$$base --build-arg CUDA_TAG=$(CUDA_TAG) \
+			--build-arg GIT_COMMIT=$(GIT_SHA)$(GIT_DIRTY) -t $(IMAGE_REPO):$(IMAGE_TAG)$$suffix . ; \
+		$(if $(IMAGE_PUSH),$(DOCKER) push $(IMAGE_REPO):$(IMAGE_TAG)$$suffix;,) \
+	done
+	@mkdir -p $(RENDER_DIR)/kuberay
+	@for f in infra/kuberay/*.yaml; do \
+		sed 's|gglops:GIT_SHA|$(IMAGE_REPO):$(IMAGE_TAG)|g' $$f > $(RENDER_DIR)/kuberay/$$(basename $$f); done
+	@printf 'GGLOPS_IMAGE=%s\nGGLOPS_IMAGE_CUDA=%s\n' $(IMAGE_REPO):$(IMAGE_TAG) \
+		$(IMAGE_REPO):$(IMAGE_TAG)-cuda > $(RENDER_DIR)/image.env
+	@echo "images $(IMAGE_REPO):$(IMAGE_TAG)[-cuda]; manifests in $(RENDER_DIR)/kuberay, compose env in $(RENDER_DIR)/image.env"
 
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -190,3 +193,143 @@ def test_a_failed_stop_request_is_one_line_naming_the_way_out(capsys) -> None:
         "could not stop raysubmit_x (Failed to get head node agent within 10 seconds); "
         "stop it with: ray job stop --address URL raysubmit_x\n"
     )
+
+
+# --- the pipeline as a cluster job, from a clean clone -------------------------------------
+
+# What a clone needs to run the pipeline (dvc.yaml's deps): no tests, docs or benchmarks.
+CLONED = ("pyproject.toml", "README.md", "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore",
+          ".dvc", "platform", "models")  # fmt: skip
+# Never copied: caches, DVC's local state and keys.
+LOCAL_ONLY = shutil.ignore_patterns("__pycache__", "*.egg-info", "cache", "tmp", "config.local")
+# Tiny data and model, 1 epoch, 1 tune trial: the chain, not the learning, is under test.
+CLUSTER_PARAMS = {
+    "synth": {"n": 16, "size": 32},
+    "data": {"image_size": 32},
+    "model": {"width_mult": 0.25},
+    "train": {"epochs": 1, "batch_size": 4, "augment": {"p": 0.0}, "run_name": "cluster-job"},
+    "tune": {"samples": 1, "epochs": 1, "grace_period": 1, "cpus_per_worker": 1.0},
+}
+
+
+def _git(repo: Path, *args: str) -> str:
+    who = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True, env=_env(**who))  # fmt: skip
+    return done.stdout.strip()
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    return {**base, **{k: _deep_merge(base.get(k, {}), v) if isinstance(v, dict) else v
+                       for k, v in extra.items()}}  # fmt: skip
+
+
+def _origin_with_pushed_data(stack, tmp_path: Path, prefix: str) -> Path:
+    """A repo of this checkout's pipeline at tiny params, its data made, pushed to the stack's
+    S3 and committed with dvc.lock: what a user has before going to the cluster."""
+    import yaml
+
+    from gglops.stack.dvc import configure_local_remote
+
+    origin = tmp_path / "origin"
+    for name in CLONED:
+        src, dst = ROOT / name, origin / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=LOCAL_ONLY)
+        else:
+            shutil.copy2(src, dst)
+    params = _deep_merge(yaml.safe_load((origin / "params.yaml").read_text()), CLUSTER_PARAMS)
+    (origin / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _git(origin, "init", "-q")
+    dvc = str(Path(sys.executable).parent / "dvc")
+    env = _env(PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    run = lambda *a: subprocess.run([dvc, *a], cwd=origin, env=env, check=True,  # noqa: E731
+                                    capture_output=True, timeout=180)  # fmt: skip
+    run("remote", "modify", "store", "url", f"s3://{stack.bucket}/{prefix}")
+    assert configure_local_remote(origin, stack.handle)  # keys in the gitignored config.local
+    run("repro", "synth")
+    run("push")
+    _git(origin, "add", "-A")
+    _git(origin, "commit", "-q", "-m", "pipeline at tiny params, data pushed")
+    return origin
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(420)
+def test_clean_clone_runs_the_pipeline_as_a_cluster_job(stack, ray_head, tmp_path: Path) -> None:
+    """`gglops submit -- gglops job run register` from a clone with no data and no outputs:
+    the job pulls the data from the stack's S3, tunes, trains, evaluates and registers; the
+    version's lineage is the clone's commit and data."""
+    from mlflow.tracking import MlflowClient
+
+    from gglops.data.manifest import build_manifest
+
+    tag = uuid.uuid4().hex[:8]
+    origin = _origin_with_pushed_data(stack, tmp_path, f"dvc-cluster-{tag}")
+    data = origin / "data/raw/synthetic-sirst"
+    data_hash = build_manifest(data, "nuaa-sirst", "idx_427").data_hash
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+    assert not (clone / "data").exists() and not (clone / "outputs").exists()
+    commit = _git(clone, "rev-parse", "HEAD")
+
+    model = f"gglnet-cluster-{tag}"
+    env = _env(**{k: v for k, v in stack.env.items() if k != "GGLOPS_STACK_DIR"},
+               GGLOPS_REGISTERED_MODEL=model)  # fmt: skip
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [*GGLOPS, "submit", "--address", ray_head.dashboard_url, "--",
+         sys.executable, "-m", "gglops", "job", "run", "register"],
+        cwd=clone, env=env, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    seconds = time.monotonic() - t0
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    job_id = done.stderr.split("submitted ", 1)[1].split()[0]
+    # The data came from the remote (synth did not run again), every later stage ran.
+    pull = next(ln for ln in done.stdout.splitlines() if ln.startswith("[gglops job] dvc pull:"))
+    assert "fetched" in pull, pull
+    assert "Running stage 'synth'" not in done.stdout
+    assert all(f"Running stage '{s}'" in done.stdout for s in ("tune", "train", "register"))
+    assert stack.secret_key not in done.stdout + done.stderr
+    assert "GGLOPS_GIT_COMMIT" in done.stderr and "AWS_SECRET_ACCESS_KEY" in done.stderr
+
+    # Results outlive the cluster: on S3 under jobs/<job id>/, the model in the DVC remote.
+    s3 = stack.s3_client()
+    prefix = f"jobs/{job_id}/"
+    keys = {o["Key"][len(prefix) :] for o in
+            s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix).get("Contents", [])}  # fmt: skip
+    assert {"dvc.lock", "metrics.json", "params/best.yaml", "outputs/train/result.json",
+            "outputs/registry/candidate.json"} <= keys, sorted(keys)  # fmt: skip
+    read = lambda key: json.loads(  # noqa: E731
+        s3.get_object(Bucket=stack.bucket, Key=prefix + key)["Body"].read())  # fmt: skip
+    candidate, train = read("outputs/registry/candidate.json"), read("outputs/train/result.json")
+    assert str(train["checkpoint"]).startswith(f"s3://{stack.bucket}/"), train["checkpoint"]
+
+    client = MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
+    version = client.get_model_version(model, str(candidate["version"]))
+    run = client.get_run(version.run_id)
+    lineage = {k: version.tags.get(k) for k in ("git_commit", "data_hash")}
+    assert lineage == {"git_commit": commit, "data_hash": data_hash}, lineage
+    assert run.data.tags["git_commit"] == commit and run.info.status == "FINISHED"
+    assert client.get_model_version_by_alias(model, "candidate").version == version.version
+    for line in done.stdout.splitlines():  # the job's own timeline
+        if line.startswith("[gglops job]") or "Running stage" in line:
+            print(line)
+    print(
+        f"cluster job {job_id}: {seconds:.1f} s; MLflow run {run.info.run_id}, "
+        f"{model} v{version.version}, lineage {lineage} (clone: {commit}, {data_hash})"
+    )
+
+
+def test_job_run_outside_a_pipeline_is_one_line_exit_2(tmp_path: Path, reliability) -> None:
+    done = subprocess.run(
+        [*GGLOPS, "job", "run", "register", "--workdir", str(tmp_path)],
+        env=_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"error: {tmp_path}: not a DVC pipeline (dvc.yaml and .dvc/ are needed)"
+    ), done.stderr
+    reliability("`gglops job run` in a folder without a pipeline", done.stderr.strip())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 UNKNOWN = "unknown"
+# Where a run has no checkout (a Ray Job's uploaded working dir, an image): the commit it was
+# submitted or built from (`gglops submit` and the Dockerfile set it).
+COMMIT_ENV = "GGLOPS_GIT_COMMIT"
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
@@ -14,7 +18,7 @@ def git_commit(cwd: str | Path | None = None) -> str:
         sha = _git(["rev-parse", "HEAD"], cwd)
         dirty = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
     except (OSError, subprocess.SubprocessError):
-        return UNKNOWN
+        return os.environ.get(COMMIT_ENV) or UNKNOWN
     return f"{sha}-dirty" if dirty else sha
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gglops.errors import ServiceError, UsageError
+from gglops.gitinfo import COMMIT_ENV, git_commit
 from gglops.settings import Settings
 
 PASSED_PREFIXES = ("GGLOPS_", "MLFLOW_", "AWS_")
@@ -35,9 +36,10 @@ SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY", "CREDENTIAL")
 # The job joins the cluster it runs on; our own shell's addresses mean nothing there.
 CLUSTER_LOCAL = {"GGLOPS_RAY_ADDRESS": "auto"}
 DROPPED = {"RAY_ADDRESS", "GGLOPS_RAY_DASHBOARD_URL", "GGLOPS_STACK_DIR"}
+# .dvc/config.local holds the DVC remote's keys: the cluster has its own (see cluster_job).
 EXCLUDES = [
-    ".git", ".venv", ".stack", ".dvc/cache", ".dvc/tmp", ".pytest_cache", ".ruff_cache",
-    "__pycache__", "data", "outputs", "plots", "build", "*.egg-info",
+    ".git", ".venv", ".stack", ".dvc/cache", ".dvc/tmp", ".dvc/config.local", ".pytest_cache",
+    ".ruff_cache", "__pycache__", "data", "outputs", "plots", "build", "*.egg-info",
 ]  # fmt: skip
 EXIT_BY_STATUS = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 130}
 RAY_AGENT_LOG = "runtime_env_agent.log"
@@ -161,10 +163,14 @@ def submit_job(
     if not command:
         raise UsageError("submit: no command given (gglops submit -- CMD ...)")
     url = jobs_address(settings, address)
-    env = job_env(settings, os.environ if environ is None else environ, forward_secrets)
+    root = repo_root(Path.cwd())
+    # The upload has no .git: the job's lineage tags take the commit from here (a shell's own
+    # GGLOPS_GIT_COMMIT wins).
+    shell = {COMMIT_ENV: git_commit(root), **(os.environ if environ is None else environ)}
+    env = job_env(settings, shell, forward_secrets)
     request = JobRequest(
         entrypoint=shlex.join(command),
-        working_dir=repo_root(Path.cwd()),
+        working_dir=root,
         env_vars=env.env_vars,
     )
     client = _client(url)

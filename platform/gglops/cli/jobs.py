@@ -1,7 +1,9 @@
-"""`gglops submit -- CMD...`: run a command as a Ray Job."""
+"""`gglops submit -- CMD...`: run a command as a Ray Job; `gglops job run TARGET`: the
+entrypoint such a job (or a KubeRay RayJob) runs on the cluster."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,5 +36,29 @@ def submit(
     )  # fmt: skip
 
 
+def job_run(
+    target: Annotated[str, typer.Argument(help="dvc.yaml stage to reproduce (and what it needs).")],
+    workdir: Annotated[
+        Path, typer.Option(help="The pipeline's working dir (dvc.yaml, .dvc/config, dvc.lock).")
+    ] = Path(),
+) -> int:
+    """On the cluster: dvc pull the data, dvc repro TARGET, push outputs and results to S3.
+
+    Runs, registry: MLflow; cached outputs: the DVC remote; small results (dvc.lock, params,
+    metrics, JSON): s3://<bucket>/jobs/<job id>/; checkpoints: GGLOPS_STORAGE_PATH (S3)."""
+    from gglops.cluster_job import RESULTS_PREFIX, run_cluster_job, summary_lines
+    from gglops.settings import load_settings
+
+    settings = load_settings()
+    outcome = run_cluster_job(target, workdir, settings)
+    prefix = f"s3://{settings.s3_bucket}/{RESULTS_PREFIX}/{outcome.job_id}/"
+    for line in summary_lines(outcome, prefix):
+        print(line, flush=True)
+    return outcome.exit_code
+
+
 def register(app: typer.Typer) -> None:
     app.command("submit", context_settings={"allow_interspersed_args": False})(submit)
+    job = typer.Typer(help="Entrypoints that run on a Ray cluster.", no_args_is_help=True)
+    job.command("run")(job_run)
+    app.add_typer(job, name="job")

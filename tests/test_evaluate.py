@@ -62,3 +62,47 @@ def test_evaluate_cli_writes_the_convention(bundle_and_onnx, synth_data, tmp_pat
 def test_evaluate_missing_model_is_exit_2(synth_data: Path, tmp_path: Path, gglops_cli) -> None:
     code, text = gglops_cli(["evaluate", str(tmp_path / "nope.onnx"), str(synth_data)])
     assert code == 2 and "nope.onnx" in text
+
+
+def test_evaluate_bounds_image_size_reports_progress_and_says_no_targets(
+    bundle_and_onnx, synth_data: Path, tmp_path: Path, gglops_cli, monkeypatch, reliability
+) -> None:
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from gglops import evaluate
+
+    _, onnx = bundle_and_onnx
+    args = ["evaluate", str(onnx), str(synth_data), "--out", str(tmp_path / "m.json")]
+    # Above the pixel limit (64x64 = 4096 px here): refused before any inference.
+    monkeypatch.setenv("GGLOPS_MAX_IMAGE_PIXELS", "4000")
+    code, text = gglops_cli([*args, "--params", "params.yaml"])
+    lines = [line for line in text.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in text, text
+    assert "GGLOPS_MAX_IMAGE_PIXELS=4000" in lines[0] and "64x64" in lines[0], lines[0]
+    assert not (tmp_path / "m.json").exists()
+    reliability(
+        "evaluate on an image above the pixel limit (GGLOPS_MAX_IMAGE_PIXELS; default 2048²)",
+        f"exit {code} before inference; {lines[0][:200]}",
+    )
+    monkeypatch.delenv("GGLOPS_MAX_IMAGE_PIXELS")
+
+    # A test split without a single target, and progress lines (every image: interval 0).
+    empty = tmp_path / "no-targets"
+    shutil.copytree(synth_data, empty)
+    for mask in (empty / "masks").iterdir():
+        size = Image.open(mask).size
+        Image.fromarray(np.zeros(size[::-1], np.uint8)).save(mask)
+    monkeypatch.setattr(evaluate, "PROGRESS_EVERY_S", 0.0)
+    code, text = gglops_cli(["evaluate", str(onnx), str(empty), "--out", str(tmp_path / "e.json")])
+    assert code == 0, text
+    assert "has no targets: Pd is undefined" in text, text
+    progress = [line for line in text.splitlines() if line.startswith("evaluate: ")]
+    assert any("1/5 images" in line for line in progress), text
+    assert json.loads((tmp_path / "e.json").read_text())["n_targets"] == 0
+    reliability(
+        "evaluate on a test split with no targets",
+        "exit 0; says: the test split ... has no targets: Pd is undefined (written as 0.0)",
+    )

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,6 +138,18 @@ def test_status_reports_a_ray_head(ray_head) -> None:
     ray_row = next(line for line in done.stdout.splitlines() if "ray" in line)
     assert ray_head.dashboard_url in ray_row and "yes" in ray_row
     print(f"Ray head start: {ray_head.startup_s:.1f} s")
+    # How to log in to the dashboard: the token's file, and what the dashboard's dialog does
+    # with a pasted token (POST /api/authenticate, which sets the session cookie).
+    from gglops.stack.services import ray_auth_headers, ray_token_path
+
+    hint = next(line for line in done.stdout.splitlines() if "asks for a token" in line)
+    assert str(ray_token_path()) in hint and "Authentication Token Required" in hint, hint
+    request = urllib.request.Request(
+        f"{ray_head.dashboard_url}/api/authenticate", data=b"", headers=ray_auth_headers()
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert "ray-authentication-token=" in response.headers["Set-Cookie"]
 
 
 def test_env_lets_ray_clients_join_the_head(ray_head) -> None:
@@ -213,3 +226,85 @@ def test_down_stops_only_what_up_started(cli_stack: CliStack, reliability) -> No
     finally:
         foreign.terminate()
         foreign.wait()
+
+
+def test_up_refuses_bad_ports_before_starting_anything(tmp_path: Path, reliability) -> None:
+    # Ports inside Ray's worker range, used twice, or out of range: refused by the check that
+    # runs before any service starts (so nothing is left running).
+    ports = Ports.free()
+    base = _stack_env(tmp_path / ".stack", ports, tmp_path / "cache")
+    cases = {
+        "GGLOPS_RAY_GCS_PORT=12000 (Ray's worker port range)": {"GGLOPS_RAY_GCS_PORT": "12000"},
+        "GGLOPS_MLFLOW_TRACKING_URI on the S3 port": {
+            "GGLOPS_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports.s3}"
+        },
+        "GGLOPS_RAY_DASHBOARD_URL port 70000": {
+            "GGLOPS_RAY_DASHBOARD_URL": "http://127.0.0.1:70000"
+        },
+    }
+    expected = {
+        "GGLOPS_RAY_GCS_PORT=12000 (Ray's worker port range)": (
+            "GGLOPS_RAY_GCS_PORT",
+            "10001-19999",
+        ),
+        "GGLOPS_MLFLOW_TRACKING_URI on the S3 port": ("GGLOPS_MLFLOW_TRACKING_URI", str(ports.s3)),
+        "GGLOPS_RAY_DASHBOARD_URL port 70000": ("GGLOPS_RAY_DASHBOARD_URL", "70000"),
+    }
+    for case, extra in cases.items():
+        done = _gglops(["stack", "up"], base | extra, tmp_path)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert all(word in lines[0] for word in expected[case]), lines[0]
+        assert "Traceback" not in done.stderr
+        assert not list((tmp_path / ".stack").glob("*.pid")), "something was started"
+        assert not port_in_use(ports.s3) and not port_in_use(ports.mlflow)
+        reliability(f"`stack up` with {case}", f"exit 2 before starting anything; {lines[0]}")
+
+
+def test_up_rolls_back_when_a_later_service_fails(tmp_path: Path, reliability) -> None:
+    # MLflow cannot start on a corrupt DB file; S3, started by the same `up`, must not be
+    # left running behind it.
+    ports = Ports.free()
+    env = _stack_env(tmp_path / ".stack", ports, tmp_path / "cache")
+    (tmp_path / ".stack").mkdir()
+    (tmp_path / ".stack" / "mlflow.db").write_bytes(b"not a sqlite database\0" * 64)
+    done = _gglops(["stack", "up", "--no-ray"], env, tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "mlflow" in lines[0], done.stderr
+    assert not port_in_use(ports.s3), "S3 left running after the failed `up`"
+    assert not list((tmp_path / ".stack").glob("*.pid"))
+    reliability(
+        "`stack up`: MLflow fails to start after S3 started (corrupt mlflow.db)",
+        f"exit 2; S3 stopped again (port {ports.s3} free, no pid files); {lines[0][:160]}",
+    )
+
+
+def test_loose_ray_token_file_is_named_and_made_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability
+) -> None:
+    from gglops.stack.services import ensure_ray_token
+
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text("a" * 64)
+    token.chmod(0o644)
+    env = _stack_env(tmp_path / ".stack", Ports.free(), tmp_path / "cache")
+    env = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH_TOKEN")} | {
+        "HOME": str(tmp_path)
+    }
+    status = _gglops(["stack", "status"], env, tmp_path)
+    warning = next(line for line in status.stderr.splitlines() if "warning" in line)
+    assert str(token) in warning and "0644" in warning, status.stderr
+    assert "Traceback" not in status.stderr
+    # What `stack up` does before starting the head (RayService.prepare).
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    notes = ensure_ray_token()
+    assert len(notes) == 1 and str(token) in notes[0] and "0644" in notes[0], notes
+    assert token.stat().st_mode & 0o777 == 0o600 and token.read_text() == "a" * 64
+    assert ensure_ray_token() == []  # private now: said once
+    reliability(
+        "pre-existing ~/.ray/auth_token at mode 0644",
+        f"`stack status` warns; `stack up` sets it to 0600 and says: {notes[0][:150]}",
+    )

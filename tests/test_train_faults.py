@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from gglops.modelio import load_bundle
 from gglops.settings import Settings
-from gglops.train.checkpointing import newest_complete_checkpoint
+from gglops.train.checkpointing import checkpoint_problem, newest_complete_checkpoint
 from gglops.train.storage import Storage, resolve_storage
 from gglops.train.trainer import pending_file
 
@@ -128,7 +128,7 @@ class _Forward(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    do_GET = do_POST = do_PATCH = do_DELETE = _forward  # noqa: N815 (http.server's names)
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward  # noqa: N815 (http.server's names)
 
     def log_message(self, *args: object) -> None:  # quiet
         pass
@@ -357,4 +357,121 @@ def test_mlflow_stopped_mid_training(
         f"exit {code}; training went on: MLflow stopped after epoch {seen['down']}, back after "
         f"epoch {seen['up']}; all {epochs} epochs' val_miou delivered (steps "
         f"0-{steps[-1]}), run FINISHED, no pending file left, final checkpoint loads",
+    )
+
+
+@pytest.mark.integration
+def test_corrupted_newest_checkpoint_falls_back_to_the_intact_one(
+    fault_env, synth_data: Path, tmp_path: Path, gglops_cli, reliability
+) -> None:
+    # Epochs 0-1 checkpointed (both kept), then epoch 1's train state is damaged in place
+    # (same size: only the manifest's sha256 can tell). Ray has registered epoch 1.
+    sets = {"train.run_name": "corrupt", "train.keep_checkpoints": "2"}
+    code, out = gglops_cli(train_args(synth_data, **sets, **{"train.epochs": "2"}))
+    assert code == 0, out
+    run_id = re.search(r"runs:/(\w+)/model", out)
+    assert run_id, out
+    bad = next((tmp_path / "ray").glob("corrupt-*/epoch-0001")) / "train_state.pt"
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    bad.write_bytes(bytes(data))
+
+    code, out = gglops_cli([*train_args(synth_data, **sets, **{"train.epochs": "3"}), "--resume"])
+    assert code == 0, out
+    assert "Traceback" not in out and "WorkerGroupError" not in out
+    # Rank 0 says it on its stdout, which a CLI run shows as "(RayTrainWorker pid=…) …";
+    # the shared test Ray keeps worker output in its session logs instead.
+    skipped = [line for line in _worker_lines(str(bad.parent)) if "skipping checkpoint" in line]
+    assert len(skipped) == 1 and "sha256" in skipped[0], skipped
+    client = MlflowClient(tracking_uri=fault_env.mlflow_uri)
+    steps = sorted(m.step for m in client.get_metric_history(run_id[1], "val_miou"))
+    assert steps == [0, 1, 2], steps  # epoch 1 retrained, logged once
+    assert client.get_run(run_id[1]).info.status == "FINISHED"
+    kept = epoch_dirs(tmp_path / "ray")  # the damaged one was retrained or pruned
+    assert kept and all(checkpoint_problem(d) is None for d in kept), kept
+    assert max(assert_loadable(d) for d in kept) == 2
+    print(skipped[0])
+    reliability(
+        "newest checkpoint corrupted in place (registered by Ray, same size), then --resume",
+        f"exit {code}; one line: {skipped[0].strip()[:170]}; resumed from epoch 0, each MLflow "
+        "step logged once (0, 1, 2), run FINISHED, no worker traceback",
+    )
+
+
+def test_a_second_train_of_a_run_in_progress_is_refused(
+    stack_env, synth_data: Path, tmp_path: Path, monkeypatch, gglops_cli, reliability
+) -> None:
+    # The first `gglops train --resume` holds the run's lock (here: this test holds it); a
+    # second one must stop before it restores or writes anything. Local storage and S3.
+    from gglops.errors import UsageError
+    from gglops.settings import load_settings
+    from gglops.train.storage import run_lock
+
+    monkeypatch.setenv("GGLOPS_STORAGE_PATH", str(tmp_path / "ray"))
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    run = "busy-20260101-000000-abcd"
+    (tmp_path / "ray" / run).mkdir(parents=True)
+    args = [*train_args(synth_data, **{"train.run_name": "busy", "train.epochs": "1"}), "--resume"]
+    with run_lock(resolve_storage(settings), run, settings):
+        start = time.perf_counter()
+        code, out = gglops_cli(args)
+        seconds = time.perf_counter() - start
+    line = error_line(out)
+    assert code == 2 and run in line and "Traceback" not in out, out
+    assert sorted(p.name for p in (tmp_path / "ray" / run).iterdir()) == []  # nothing written
+    s3 = resolve_storage(settings, f"s3://{stack_env.bucket}/locks-{uuid.uuid4().hex[:8]}")
+    with run_lock(s3, run, settings), pytest.raises(UsageError) as refused:  # noqa: SIM117
+        with run_lock(s3, run, settings):  # the second holder, while the first holds it
+            pass
+    assert run in str(refused.value), refused.value
+    with run_lock(s3, run, settings):  # released on exit: the next one gets it
+        pass
+    reliability(
+        "two `gglops train --resume` of the same run at once (local storage and S3)",
+        f"the second exits {code} after {seconds:.1f} s, before Ray, nothing written; {line}",
+    )
+
+
+def _worker_lines(needle: str) -> list[str]:
+    """Lines of the shared local Ray's worker logs that contain `needle`."""
+    import ray
+
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    return [
+        line
+        for log in sorted(logs.glob("worker-*.out"))
+        for line in log.read_text(errors="replace").splitlines()
+        if needle in line
+    ]
+
+
+def test_runs_left_running_by_a_dead_driver_are_marked_killed(
+    stack_env, tmp_path: Path, monkeypatch, reliability
+) -> None:
+    # Two RUNNING MLflow runs: one's driver is alive (holds the run's training lock), the
+    # other's was killed (-9: lock gone). Only the second is marked.
+    from gglops.settings import load_settings
+    from gglops.train.abandoned import ABANDONED_TAG, mark_abandoned
+    from gglops.train.storage import run_lock
+
+    experiment = f"abandoned-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("GGLOPS_EXPERIMENT_NAME", experiment)
+    monkeypatch.setenv("GGLOPS_STORAGE_PATH", str(tmp_path / "ray"))
+    settings = load_settings()
+    storage = resolve_storage(settings)
+    client = MlflowClient(tracking_uri=stack_env.mlflow_uri)
+    exp_id = client.create_experiment(experiment)
+    alive = client.create_run(exp_id, run_name="alive-1").info.run_id
+    dead = client.create_run(exp_id, run_name="dead-1").info.run_id
+    with run_lock(storage, "alive-1", settings):
+        marked = mark_abandoned(settings, storage)
+    assert [m.run_id for m in marked] == [dead], marked
+    assert client.get_run(dead).info.status == "KILLED"
+    assert ABANDONED_TAG in client.get_run(dead).data.tags
+    assert client.get_run(alive).info.status == "RUNNING"
+    reliability(
+        "MLflow run left RUNNING by a driver killed with -9",
+        "mark_abandoned: that run KILLED + tag gglops.abandoned (its training lock was free); "
+        "a run whose driver holds the lock stays RUNNING",
     )

@@ -11,6 +11,8 @@ size (DVC plots).
 from __future__ import annotations
 
 import csv
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from gglops.data.layouts import DatasetIndex
+from gglops.errors import DataError
 from gglops.inference import ProbFn, predict_probs
 from gglops.metrics import THRESHOLD, IRSTDMetrics
 from gglops.params import EvalProtocol, Params
@@ -140,13 +143,57 @@ def protocol_fields(size: int | None) -> dict[str, Any]:
     }
 
 
-def evaluate_samples(fn: ProbFn, samples: Sequence, size: int | None = None) -> Evaluation:
-    """One pass over `samples`, at their own size or (size set) resized to size×size."""
+PIXEL_SETTING = "GGLOPS_MAX_IMAGE_PIXELS"
+PROGRESS_EVERY_S = 10.0  # a long evaluation says how far it is at most this often
+
+
+def check_image_sizes(samples: Sequence, max_pixels: int) -> None:
+    """Refuse, before any compute, an image whose full-resolution inference would need more
+    memory than `max_pixels` allows (the header is read, not the pixels)."""
+    from PIL import Image
+
+    for sample in samples:
+        try:
+            with Image.open(sample.image) as img:
+                w, h = img.size
+        except (OSError, ValueError):
+            continue  # unreadable: the image reader's own one-line error comes later
+        if w * h > max_pixels:
+            raise DataError(
+                f"{sample.image}: {w}x{h} = {w * h / 1e6:.1f} Mpx is above {PIXEL_SETTING}="
+                f"{max_pixels} ({max_pixels / 1e6:.1f} Mpx, ~{max_pixels * 180 / 2**30:.1f} GiB "
+                "at ~180 B/px); raise the setting or use data.eval_protocol=resized"
+            )
+
+
+def evaluate_samples(
+    fn: ProbFn, samples: Sequence, size: int | None = None, max_pixels: int | None = None
+) -> Evaluation:
+    """One pass over `samples`, at their own size or (size set) resized to size×size.
+
+    At original size, images above `max_pixels` (default: the GGLOPS_MAX_IMAGE_PIXELS
+    setting) are refused first; a pass longer than PROGRESS_EVERY_S reports progress."""
     from gglops.data.dataset import EvalDataset
 
-    evaluation = Evaluation()
-    for image, mask, _stem in EvalDataset(samples, size):
+    if size is None:
+        if max_pixels is None:
+            from gglops.settings import load_settings
+
+            max_pixels = load_settings().max_image_pixels
+        check_image_sizes(samples, max_pixels)
+    evaluation, start, said = Evaluation(), time.monotonic(), 0.0
+    for i, (image, mask, _stem) in enumerate(EvalDataset(samples, size), start=1):  # type: ignore[var-annotated, arg-type]
         evaluation.add(predict_probs(fn, image), mask.numpy().reshape(mask.shape[-2:]))
+        elapsed = time.monotonic() - start
+        if elapsed - said >= PROGRESS_EVERY_S and i < len(samples):
+            said = elapsed
+            rate = elapsed / i
+            print(
+                f"evaluate: {i}/{len(samples)} images, {elapsed:.0f} s, "
+                f"~{rate * (len(samples) - i):.0f} s left",
+                file=sys.stderr,
+                flush=True,
+            )
     return evaluation
 
 
@@ -170,7 +217,14 @@ def evaluate_model(
     evaluation = evaluate_samples(prob_fn_for(model, tracking_uri), index.test, size)
     if plots_dir is not None:
         write_plots(evaluation, plots_dir)
-    return result_of(evaluation, index, str(model), size)
+    result = result_of(evaluation, index, str(model), size)
+    if result.n_targets == 0:
+        print(
+            f"evaluate: the test split of {data_root} has no targets: Pd is undefined "
+            "(written as 0.0); mIoU/nIoU/Fa count false alarms only",
+            file=sys.stderr,
+        )
+    return result
 
 
 def result_of(

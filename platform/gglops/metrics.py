@@ -24,6 +24,11 @@ MATCH_DISTANCE = 3.0  # px, strict: a centroid at exactly 3 px does not match
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
+def fa_text(fa: float) -> str:
+    """Fa (a fraction of pixels) as every command prints it: ×10⁻⁶, two decimals, `43.12e-6`."""
+    return f"{fa * 1e6:.2f}e-6"
+
+
 @dataclass(frozen=True)
 class MetricState:
     """Additive sums from which every metric follows; `+` merges two states."""

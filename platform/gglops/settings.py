@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
     mlflow_tracking_token: SecretStr | None = Field(default=None)
+    # `evaluate` at original resolution refuses larger images (~180 B of memory per pixel).
+    max_image_pixels: int = Field(default=2048 * 2048, ge=1)
 
     def s3_credentials(self) -> tuple[str, str] | None:
         """Explicit GGLOPS_AWS_* keys, else the local stack's own keys when the endpoint is

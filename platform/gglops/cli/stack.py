@@ -17,6 +17,7 @@ stack_app = typer.Typer(help="The embedded local stack: S3, MLflow, Ray.", no_ar
 
 NoRay = Annotated[bool, typer.Option("--no-ray", help="Skip the local Ray head.")]
 _console = Console(highlight=False)
+_errors = Console(stderr=True, highlight=False)
 
 
 def _stack() -> Stack:
@@ -43,7 +44,10 @@ def up(no_ray: NoRay = False) -> None:
     from gglops.stack.dvc import configure_local_remote
 
     stack = _stack()
-    _console.print(_up_table(stack.up(_names(no_ray))))
+    results = stack.up(_names(no_ray))
+    for note in stack.notes:
+        _errors.print(note, soft_wrap=True)
+    _console.print(_up_table(results))
     if configure_local_remote(Path.cwd(), stack):
         _console.print("DVC remote 'store': endpoint and keys written to .dvc/config.local")
     _console.print(f'State and logs in {stack.config.stack_dir}; eval "$(gglops stack env)"')
@@ -65,6 +69,17 @@ def status(no_ray: NoRay = False) -> int:
         pid = str(s.pid) if s.pid else ("-" if not s.healthy else "not ours")
         table.add_row(s.name, s.url, pid, "[green]yes[/]" if s.healthy else "[red]no[/]")
     _console.print(table)
+    if not no_ray:
+        from gglops.stack.services import dashboard_login_hint, loose_token_mode, ray_token_path
+
+        ray = next(s for s in states if s.name == "ray")
+        _console.print(dashboard_login_hint(ray.url), soft_wrap=True)
+        if (mode := loose_token_mode(ray_token_path())) is not None:
+            _errors.print(
+                f"warning: Ray token file {ray_token_path()} has mode {mode:04o} (readable by "
+                "other users); `gglops stack up` or `chmod 600` makes it private",
+                soft_wrap=True,
+            )
     return 0 if all(s.healthy for s in states) else 1
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,6 +20,16 @@ WEED_PORT_FLAGS = (
     *(f"{server}.port.grpc" for server in ("master", "volume", "filer", "admin", "s3")),
 )
 DEFAULT_DASHBOARD_PORT = 8265
+# `ray start` hands its workers ports 10002-19999 (--min/max-worker-port) and its client server
+# 10001: a stack port in there collides with Ray, which then fails naming neither.
+RAY_RESERVED_PORTS = range(10001, 20000)
+# Which setting configures each stack port (for messages that say what to change).
+PORT_SETTINGS = {
+    "s3": "GGLOPS_S3_ENDPOINT_URL",
+    "mlflow": "GGLOPS_MLFLOW_TRACKING_URI",
+    "ray_gcs": "GGLOPS_RAY_GCS_PORT",
+    "ray_dashboard": "GGLOPS_RAY_DASHBOARD_URL",
+}
 
 
 def user_cache_dir() -> Path:
@@ -26,11 +37,14 @@ def user_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gglops"
 
 
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A port nothing listens on right now (the OS picks it), outside Ray's reserved range."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port not in RAY_RESERVED_PORTS and port not in avoid:
+            return port
 
 
 def port_in_use(port: int) -> bool:
@@ -41,9 +55,15 @@ def port_in_use(port: int) -> bool:
 
 def _url_port(url: str, setting: str) -> int:
     parsed = urlparse(url)
-    if parsed.hostname not in (HOST, "localhost") or parsed.port is None:
+    try:
+        port = parsed.port
+    except ValueError:  # urlparse refuses ports above 65535 or not numeric
+        raise UsageError(
+            f"setting {setting}={url}: port {parsed.netloc.rpartition(':')[2]} is not in 1-65535"
+        ) from None
+    if parsed.hostname not in (HOST, "localhost") or port is None:
         raise UsageError(f"setting {setting}={url}: the local stack serves http://{HOST}:PORT only")
-    return parsed.port
+    return port
 
 
 @dataclass(frozen=True)
@@ -55,12 +75,41 @@ class Ports:
     # weed's internal servers, by flag name (see WEED_PORT_FLAGS)
     weed: dict[str, int] = field(default_factory=dict)
 
+    def named(self) -> dict[str, int]:
+        """The configurable ports by field name (the keys of PORT_SETTINGS)."""
+        return {name: getattr(self, name) for name in PORT_SETTINGS}
+
+    def check(self, with_ray: bool) -> None:
+        """Refuse a port that is invalid, used twice, or inside Ray's reserved range, naming
+        its setting: before `up` starts anything."""
+        named, seen = self.named(), dict[int, str]()
+        for name, port in named.items():
+            if not with_ray and name.startswith("ray_"):
+                continue
+            setting = PORT_SETTINGS[name]
+            if not 1 <= port <= 65535:
+                raise UsageError(f"setting {setting}: port {port} is not in 1-65535")
+            if port in seen:
+                raise UsageError(
+                    f"settings {PORT_SETTINGS[seen[port]]} and {setting} both use port {port}; "
+                    "give each stack service its own port"
+                )
+            seen[port] = name
+            if with_ray and port in RAY_RESERVED_PORTS:
+                raise UsageError(
+                    f"setting {setting}: port {port} is inside Ray's worker/client port range "
+                    f"{RAY_RESERVED_PORTS.start}-{RAY_RESERVED_PORTS.stop - 1}; choose a port "
+                    "outside it"
+                )
+
     @classmethod
     def free(cls) -> Ports:
         """Every port free: for tests that run next to another stack."""
-        return cls(
-            s3=free_port(), mlflow=free_port(), ray_gcs=free_port(), ray_dashboard=free_port()
-        )
+        picked: list[int] = []
+        for _ in PORT_SETTINGS:
+            picked.append(free_port(avoid=picked))
+        s3, mlflow, ray_gcs, ray_dashboard = picked
+        return cls(s3=s3, mlflow=mlflow, ray_gcs=ray_gcs, ray_dashboard=ray_dashboard)
 
 
 @dataclass(frozen=True)

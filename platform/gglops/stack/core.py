@@ -69,6 +69,8 @@ class Stack:
         self.services: dict[str, Service] = {
             name: cls(config, self.creds) for name, cls in SERVICES.items()
         }
+        # Warnings from the last `up` (e.g. a token file that was readable by others).
+        self.notes: list[str] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stack:
@@ -87,29 +89,44 @@ class Stack:
 
     def up(self, names: Iterable[str] = ALL) -> list[UpResult]:
         """Start what is not healthy yet, all at once, and wait for all of them together."""
+        names = list(names)
+        self.config.ports.check(with_ray="ray" in names)
         self.config.stack_dir.mkdir(parents=True, exist_ok=True)
         results: dict[str, UpResult] = {}
-        launches: list[Launch] = []
+        to_start: list[Service] = []
         for name in names:
             service = self.services[name]
             if service.healthy():
                 action = "already running" if is_ours(self.record(name)) else "running (not ours)"
                 results[name] = UpResult(name, service.url, action, 0.0)
             else:
+                to_start.append(self._check_free(service))
+        launches: list[Launch] = []
+        try:
+            for service in to_start:
                 launches.append(self._launch(service))
-        for launch, seconds in self._await_all(launches).items():
+            ready = self._await_all(launches)
+        except BaseException:
+            # Roll back: a half-up stack would be mistaken for a working one next time.
+            for launch in launches:
+                self.stop(launch.service.name)
+            raise
+        for launch, seconds in ready.items():
             results[launch.service.name] = UpResult(
                 launch.service.name, launch.service.url, "started", seconds
             )
         return [results[name] for name in names]
 
-    def _launch(self, service: Service) -> Launch:
+    def _check_free(self, service: Service) -> Service:
         if port_in_use(service.port):
             raise ServiceError(
                 f"{service.name}: port {service.port} is taken by a process that is not a "
                 f"healthy {service.name} ({service.url}); free it or choose another port"
             )
-        service.prepare()
+        return service
+
+    def _launch(self, service: Service) -> Launch:
+        self.notes.extend(service.prepare())
         proc = spawn(service.command(), self.log(service.name), service.env())
         PidRecord(proc.pid, service.marker).save(self._pidfile(service.name))
         return Launch(service, proc, time.monotonic())
@@ -178,5 +195,7 @@ class Stack:
                 "GGLOPS_RAY_DASHBOARD_URL": cfg.ray_dashboard,
                 # The head runs with token auth; Ray's clients send the token only in this mode.
                 "RAY_AUTH_MODE": "token",
+                # The head's node IP is 127.0.0.1 (RayService.env); clients must agree.
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
             }
         return env

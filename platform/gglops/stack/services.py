@@ -76,8 +76,9 @@ class Service:
     def env(self) -> dict[str, str]:
         return base_env()
 
-    def prepare(self) -> None:
-        """Write what the process needs before it starts."""
+    def prepare(self) -> list[str]:
+        """Write what the process needs before it starts; returns warnings for the user."""
+        return []
 
     def healthy(self) -> bool:
         return http_ok(self.url)
@@ -108,11 +109,12 @@ class S3Service(Service):
     def marker(self) -> str:
         return f"-dir={self.data_dir}"
 
-    def prepare(self) -> None:
+    def prepare(self) -> list[str]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         write_private(self.config.path("s3.json"), json.dumps(self.creds.weed_identity()))
         # Settings.s3_credentials() hands out the stack's keys only for this endpoint.
         self.config.path("s3-endpoint").write_text(self.url)
+        return []
 
     def command(self) -> list[str]:
         weed = self.config.with_weed_ports().ports.weed
@@ -188,10 +190,11 @@ class MlflowService(Service):
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
 
-    def prepare(self) -> None:
+    def prepare(self) -> list[str]:
         """A new DB starts as a copy of the migrated template: skips the migrations."""
         if not self.db.exists() and self.template is not None and self.template.exists():
             shutil.copyfile(self.template, self.db)
+        return []
 
     def healthy(self) -> bool:
         return http_ok(f"{self.url}/health")
@@ -235,7 +238,7 @@ class RayService(Service):
     def command(self) -> list[str]:
         ports = self.config.ports
         return [
-            venv_tool("ray"), "start", "--head",
+            venv_tool("ray"), "start", "--head", f"--node-ip-address={HOST}",
             f"--port={ports.ray_gcs}", f"--dashboard-host={HOST}",
             f"--dashboard-port={ports.ray_dashboard}", f"--num-cpus={self.config.ray_cpus}",
             f"--temp-dir={self.temp_dir}", "--include-dashboard=true",
@@ -249,6 +252,15 @@ class RayService(Service):
         return base_env() | {
             # Explicit, so that the head and the clients of `gglops stack env` always agree.
             "RAY_AUTH_MODE": "token",
+            # `ray start` turns --node-ip-address=127.0.0.1 into the host's address, and then
+            # binds its agents and metrics ports there and on 0.0.0.0. With this (Ray's switch
+            # for single-node Windows/macOS) the node IP is 127.0.0.1, so every Ray socket
+            # listens on loopback; the price: no other node can join this head (none should).
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            # Ray's own state-API lookups in workers (Train's placement-group cleaner) find
+            # the cluster here; unset they scan the machine and, finding several Ray
+            # instances, print a "Found multiple active Ray instances" traceback.
+            "RAY_ADDRESS": self.config.ray_gcs,
             "GGLOPS_S3_ENDPOINT_URL": self.config.s3_endpoint,
             "MLFLOW_S3_ENDPOINT_URL": self.config.s3_endpoint,
             "AWS_ACCESS_KEY_ID": self.creds.access_key,
@@ -256,31 +268,66 @@ class RayService(Service):
             "AWS_DEFAULT_REGION": self.config.region,
         }
 
-    def prepare(self) -> None:
+    def prepare(self) -> list[str]:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        ensure_ray_token()
+        return ensure_ray_token()
 
     def healthy(self) -> bool:
         return http_ok(f"{self.url}/api/version", headers=ray_auth_headers())
 
 
-def _ray_token_path() -> Path:
+def ray_token_path() -> Path:
     return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
 
 
 def ray_token() -> str | None:
     """Ray's auth token, found where Ray's own clients look (env, then token file)."""
-    path = _ray_token_path()
+    path = ray_token_path()
     token = os.environ.get("RAY_AUTH_TOKEN") or (path.read_text().strip() if path.exists() else "")
     return token or None
 
 
-def ensure_ray_token() -> None:
+def loose_token_mode(path: Path) -> int | None:
+    """The file's mode if users other than its owner may read or write it, else None."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
+
+
+def ensure_ray_token() -> list[str]:
     """`ray start --head` in token mode refuses to start without a token (it never makes one,
     unlike a local `ray.init()`), so a fresh machine gets one, as `ray get-auth-token
-    --generate` would make it, but private to the user (mode 0600)."""
+    --generate` would make it, but private to the user (mode 0600).
+
+    A token file that others can read (Ray's own `ray.init()` writes it with the umask, 0644)
+    is made private, with a warning: whoever read it can drive the cluster."""
+    path = ray_token_path()
     if ray_token() is None:
-        write_private(_ray_token_path(), secrets.token_hex(32))
+        write_private(path, secrets.token_hex(32))
+        return []
+    mode = loose_token_mode(path)
+    if mode is None:
+        return []
+    os.chmod(path, 0o600)
+    return [
+        f"warning: Ray token file {path} had mode {mode:04o} (readable by other users); "
+        f"set it to 0600. If someone else may have read it, delete it and run "
+        f"`gglops stack down` then `gglops stack up` for a new token"
+    ]
+
+
+def dashboard_login_hint(url: str) -> str:
+    """How a person logs in to a token-protected Ray dashboard (Ray 2.60's dialog asks for
+    the token itself; the dashboard then keeps it in a cookie for 30 days)."""
+    source = "$RAY_AUTH_TOKEN" if os.environ.get("RAY_AUTH_TOKEN") else str(ray_token_path())
+    return (
+        f"Ray dashboard {url} asks for a token: paste the contents of {source} "
+        f"(`ray get-auth-token` prints it) into its 'Authentication Token Required' dialog; "
+        f'scripts send it as a header: curl -H "Authorization: Bearer $(ray get-auth-token)" '
+        f"{url}/api/version"
+    )
 
 
 def ray_auth_headers() -> dict[str, str]:

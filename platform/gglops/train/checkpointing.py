@@ -3,12 +3,14 @@
 `train_state.pt` holds what it takes to continue exactly: optimizer, AMP scaler, LR
 scheduler, the epoch just finished, RNG states, the epoch history and any MLflow points
 that could not be delivered yet (so an outage plus a crash still loses nothing).
-`manifest.json` (written last) lists every file and its size: Ray copies a checkpoint's
-files to storage in no set order, so a directory is complete only when all of them match.
+`manifest.json` (written last) lists every file with its size and sha256: Ray copies a
+checkpoint's files to storage in no set order, so a directory is complete only when all
+sizes match (a listing), and intact only when the hashes match too (checked on restore).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -77,27 +79,66 @@ def save_checkpoint(
         "best_val_miou": max((r.val_miou for r in history), default=0.0),
     }
     _write_atomically(directory / TRAIN_STATE, lambda path: torch.save(state, path))
-    sizes = {str(f.relative_to(directory)): f.stat().st_size for f in _files(directory)}
-    _write_atomically(directory / MANIFEST, lambda path: path.write_text(json.dumps(sizes)))
+    files = {
+        str(f.relative_to(directory)): {"size": f.stat().st_size, "sha256": _sha256(f)}
+        for f in _files(directory)
+    }
+    _write_atomically(directory / MANIFEST, lambda path: path.write_text(json.dumps(files)))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest_entries(text: str | bytes) -> dict[str, dict[str, Any]]:
+    """{file: {"size", "sha256"?}}; manifests before the hash held {file: size}."""
+    raw: dict[str, Any] = json.loads(text)
+    return {name: v if isinstance(v, dict) else {"size": v} for name, v in raw.items()}
+
+
+def checkpoint_problem(directory: Path) -> str | None:
+    """Why a (local copy of a) checkpoint cannot be restored, or None if it is intact."""
+    try:
+        entries = _manifest_entries((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return f"no readable {MANIFEST}"
+    for name, entry in sorted(entries.items()):
+        path = directory / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != entry.get("size"):
+            return f"{name} has {path.stat().st_size} bytes, the manifest says {entry['size']}"
+        if "sha256" in entry and _sha256(path) != entry["sha256"]:
+            return f"{name} does not match its sha256 in {MANIFEST} (corrupted)"
+    return None
+
+
+def epoch_checkpoints(fs: pafs.FileSystem, run_path: str) -> list[str]:
+    """The epoch directories under `run_path`, newest first."""
+    selector = pafs.FileSelector(run_path, allow_not_found=True)
+    dirs = [i.path for i in fs.get_file_info(selector) if i.type == pafs.FileType.Directory]
+    return sorted((d for d in dirs if epoch_of(d) >= 0), key=epoch_of, reverse=True)
 
 
 def newest_complete_checkpoint(fs: pafs.FileSystem, run_path: str) -> str | None:
     """The newest epoch directory under `run_path` whose files all match its manifest."""
-    selector = pafs.FileSelector(run_path, allow_not_found=True)
-    dirs = [i.path for i in fs.get_file_info(selector) if i.type == pafs.FileType.Directory]
-    candidates = sorted((d for d in dirs if epoch_of(d) >= 0), key=epoch_of, reverse=True)
-    return next((d for d in candidates if _complete(fs, d)), None)
+    return next((d for d in epoch_checkpoints(fs, run_path) if is_complete(fs, d)), None)
 
 
-def _complete(fs: pafs.FileSystem, path: str) -> bool:
+def is_complete(fs: pafs.FileSystem, path: str) -> bool:
+    """Every file the manifest lists is there with its size (a listing, no download)."""
     try:
         with fs.open_input_stream(f"{path}/{MANIFEST}") as stream:
-            expected: dict[str, int] = json.loads(stream.read())
+            expected = _manifest_entries(stream.read())
         infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
     except (OSError, ValueError):
         return False  # no manifest yet, or unreadable: not a checkpoint to restore from
     found = {i.path[len(path) + 1 :]: i.size for i in infos if i.type == pafs.FileType.File}
-    return all(found.get(name) == size for name, size in expected.items())
+    return all(found.get(name) == entry["size"] for name, entry in expected.items())
 
 
 def _files(directory: Path) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 
 import ray
 
@@ -12,6 +13,8 @@ from gglops.errors import ServiceError, UsageError
 from gglops.settings import Settings
 
 ADDRESS_SETTING = "GGLOPS_RAY_ADDRESS"
+# Ray's switch for single-node Windows/macOS clusters; "0" makes a node's IP 127.0.0.1.
+LOOPBACK_NODE_IP_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def connect_ray(settings: Settings, cpus_needed: float = 1.0) -> None:
@@ -23,6 +26,8 @@ def connect_ray(settings: Settings, cpus_needed: float = 1.0) -> None:
     if ray.is_initialized():
         return
     if settings.ray_address:
+        if is_local_stack_head(settings):
+            use_loopback_node_ip()
         try:
             ray.init(address=settings.ray_address, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError) as exc:
@@ -30,12 +35,35 @@ def connect_ray(settings: Settings, cpus_needed: float = 1.0) -> None:
             raise ServiceError(
                 f"{ADDRESS_SETTING}={settings.ray_address}: cannot connect to Ray ({reason})"
             ) from None
+        _say(f"Ray: {settings.ray_address} ({ADDRESS_SETTING})")
         return
+    cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed) + 1)
+    # "local": always a new instance of our own; without it ray.init() joins whichever Ray
+    # on this machine started last (another user's, or a test's), and then refuses num_cpus.
     ray.init(
-        num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_needed) + 1),
+        address="local",
+        num_cpus=cpus,
         include_dashboard=False,
         logging_level=logging.WARNING,
+        runtime_env=WORKER_SETUP,
     )
+    address = ray.get_runtime_context().gcs_address
+    _say(f"Ray: a local instance for this run ({cpus} CPUs, {address}); set {ADDRESS_SETTING} "
+         "to use a cluster")  # fmt: skip
+
+
+WORKER_SETUP = {"worker_process_setup_hook": f"{__name__}.pin_ray_address"}
+
+
+def pin_ray_address() -> None:
+    """Worker setup hook: point Ray's own state-API lookups (Train's placement-group cleaner)
+    at this instance. Unset, they scan the machine for Ray instances and, finding several,
+    print a "Found multiple active Ray instances" traceback in every run."""
+    os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def check_capacity(
@@ -54,3 +82,23 @@ def check_capacity(
             f"{setting}={workers} × {cpus_per_worker:g} CPUs each but the Ray cluster has"
             f" {cpus:g} CPUs"
         )
+
+
+def is_local_stack_head(settings: Settings) -> bool:
+    """`GGLOPS_RAY_ADDRESS` is the head that `gglops stack up` runs (on loopback, ours)."""
+    from gglops.stack.process import PidRecord, is_ours
+
+    host = (settings.ray_address or "").rpartition(":")[0]
+    if host not in ("127.0.0.1", "localhost"):
+        return False
+    return is_ours(PidRecord.load(settings.stack_dir.absolute() / "ray.pid"))
+
+
+def use_loopback_node_ip() -> None:
+    """Agree with the stack's head, whose node IP is 127.0.0.1 (see RayService.env): without
+    this Ray rewrites a 127.0.0.1 address to the host's and cannot reach the loopback GCS.
+    Ray reads the variable when it is imported, so the imported constant is set as well."""
+    from ray._private import ray_constants
+
+    os.environ[LOOPBACK_NODE_IP_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False

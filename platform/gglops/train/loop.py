@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,16 @@ from ray.train.torch import get_device, prepare_data_loader, prepare_model
 from gglops.tracking import MetricSink
 from gglops.train.checkpointing import (
     Restored,
+    checkpoint_problem,
+    epoch_checkpoints,
     epoch_dir_name,
     epoch_of,
-    newest_complete_checkpoint,
+    is_complete,
     restore_checkpoint,
     save_checkpoint,
 )
 from gglops.train.config import EpochRecord, LoopConfig, WorkerSummary
-from gglops.train.progress import epoch_line
+from gglops.train.progress import echo, epoch_line
 from gglops.train.session import LossDivergedError, TrainSession, build_session
 
 CONFIG_KEY = "loop"
@@ -53,6 +56,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     node_ids = _node_ids(ray.get_runtime_context().get_node_id())
     restored = _restore(session, rank)
     sink = _sink(cfg, restored) if rank == 0 else None
+    logged = _logged_steps(cfg) if sink else set()
     history = list(restored.history)
     stopped = None
     for epoch in range(restored.next_epoch, cfg.params.train.epochs):
@@ -66,10 +70,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             stopped = str(exc)
             break
         history.append(record)
-        if sink:
+        if sink and epoch not in logged:
             sink.log(record.tracked(), step=epoch)
+        elif sink and cfg.echo:
+            print(f"epoch {epoch} retrained; MLflow keeps the values it logged first", flush=True)
         if rank == 0 and cfg.echo:
-            print(epoch_line(record, cfg.params.train.epochs), flush=True)
+            echo(epoch_line(record, cfg.params.train.epochs))
         _report(session, record, history, sink)
     pending = sink.flush() if sink else 0
     return WorkerSummary(
@@ -89,31 +95,65 @@ def _use_assigned_cpus() -> None:
 
 
 def _restore(session: TrainSession, rank: int) -> Restored:
-    checkpoint = _latest_checkpoint(announce=rank == 0)
-    if checkpoint is None:
-        return Restored(next_epoch=0, history=[], pending=[])
-    with checkpoint.as_directory() as directory:
-        return restore_checkpoint(Path(directory), session, restore_rng=rank == 0)
+    """Continue from the newest intact checkpoint; a damaged one is skipped (one line each,
+    from rank 0) and never loaded again by this run, so Ray has nothing to retry."""
+    announce = rank == 0
+    registered = ray.train.get_checkpoint()
+    for checkpoint, problem in _candidates(registered):
+        if problem is None:
+            with checkpoint.as_directory() as directory:
+                if (problem := checkpoint_problem(Path(directory))) is None:
+                    if announce and (registered is None or checkpoint.path != registered.path):
+                        known = epoch_of(registered.path) if registered else "none"
+                        print(
+                            f"restoring from {checkpoint.path} (Ray had registered epoch {known})",
+                            flush=True,
+                        )
+                    return restore_checkpoint(Path(directory), session, restore_rng=rank == 0)
+        if announce:
+            print(f"skipping checkpoint {checkpoint.path}: {problem}", flush=True)
+    return Restored(next_epoch=0, history=[], pending=[])
 
 
-def _latest_checkpoint(announce: bool) -> Checkpoint | None:
-    """Ray's registered checkpoint, or a newer complete one in the run's storage.
+def _candidates(registered: Checkpoint | None) -> Iterator[tuple[Checkpoint, str | None]]:
+    """Ray's registered checkpoint and the run's epoch directories, newest first, each with
+    a reason to skip it already known from the listing (None: still to be verified).
 
     The controller registers a checkpoint only once every rank's report of that round has
     reached it; a worker that dies right after reporting takes its queued report along, so
     rank 0's already uploaded checkpoint stays unregistered and Ray would restart one epoch
-    further back. The storage listing finds it (complete = matches its manifest).
+    further back. The storage listing finds it.
     """
-    registered = ray.train.get_checkpoint()
     storage = ray.train.get_context().get_storage()
     fs = storage.storage_filesystem
-    newest = newest_complete_checkpoint(fs, storage.experiment_fs_path)
-    if newest is None or (registered and epoch_of(registered.path) >= epoch_of(newest)):
-        return registered
-    if announce:
-        known = epoch_of(registered.path) if registered else "none"
-        print(f"restoring from {newest} (Ray had registered epoch {known})", flush=True)
-    return Checkpoint(path=newest, filesystem=fs)
+    listed = epoch_checkpoints(fs, storage.experiment_fs_path)
+    paths = {path.rstrip("/"): None for path in listed}
+    if registered is not None:
+        paths[registered.path.rstrip("/")] = None
+    for path in sorted(paths, key=epoch_of, reverse=True):
+        if registered is not None and path == registered.path.rstrip("/"):
+            yield registered, None
+        elif is_complete(fs, path):
+            yield Checkpoint(path=path, filesystem=fs), None
+        else:
+            problem = "incomplete (its files do not match its manifest)"
+            yield Checkpoint(path=path, filesystem=fs), problem
+
+
+def _logged_steps(cfg: LoopConfig) -> set[int]:
+    """Epochs the MLflow run already has (a run that falls back past a damaged or unregistered
+    checkpoint retrains them; their first values stay, no step is logged twice)."""
+    if cfg.tracking is None:
+        return set()
+    try:
+        from mlflow.tracking import MlflowClient
+
+        history = MlflowClient(cfg.tracking.uri).get_metric_history(
+            cfg.tracking.run_id, "train_loss"
+        )
+    except Exception:  # MLflow down: the sink buffers anyway; at worst a step repeats
+        return set()
+    return {int(m.step) for m in history}
 
 
 def _sink(cfg: LoopConfig, restored: Restored) -> MetricSink | None:

@@ -9,10 +9,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -155,3 +159,92 @@ def existing_runs(storage: Storage, run_name: str) -> list[str]:
 def new_run_name(run_name: str) -> str:
     """A fresh, sortable name, so an earlier run of the same name is never reused by accident."""
     return f"{run_name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+
+
+LOCK_TTL_S = 120.0  # an S3 lock outlives a killed driver by at most this long
+
+
+def lock_location(storage: Storage, run_name: str) -> str:
+    """Where the run's lock lives: beside its directory (a file, or an S3 object)."""
+    return f"{storage.path}/.{run_name}.lock"
+
+
+@contextmanager
+def run_lock(storage: Storage, run_name: str, settings: Settings) -> Iterator[None]:
+    """One `gglops train` per run at a time: a second one (say two `--resume`s) is refused
+    with one line naming the run, before it restores or writes anything.
+
+    Local storage: flock on a lock file (the kernel drops it when the holder dies). S3: the
+    promotion lease (conditional writes), renewed while training, so a killed driver blocks
+    the next resume for at most LOCK_TTL_S."""
+    holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    where = lock_location(storage, run_name)
+    manager = _file_lock if storage.is_local() else _s3_lock
+    with manager(storage, where, holder, run_name, settings):
+        yield
+
+
+def _busy(run_name: str, detail: str) -> UsageError:
+    return UsageError(
+        f"run {run_name} is being trained by another `gglops train` ({detail}); wait for it "
+        "to finish or stop it, then --resume"
+    )
+
+
+@contextmanager
+def _file_lock(
+    storage: Storage, where: str, holder: str, run_name: str, settings: Settings
+) -> Iterator[None]:
+    import fcntl
+
+    Path(where).parent.mkdir(parents=True, exist_ok=True)
+    with open(where, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise _busy(run_name, f"{handle.read().strip() or 'unknown'}, lock {where}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(holder)
+        handle.flush()
+        yield
+
+
+@contextmanager
+def _s3_lock(
+    storage: Storage, where: str, holder: str, run_name: str, settings: Settings
+) -> Iterator[None]:
+    import threading
+
+    from gglops.storage import ArtifactStore, LeaseBusyError, lease
+
+    bucket, _, key = where.partition("/")
+    store = ArtifactStore(settings, bucket=bucket)
+    try:
+        with lease(store, key, holder, LOCK_TTL_S) as mine:
+            stop = threading.Event()
+            renewer = threading.Thread(
+                target=_renew, args=(store, key, mine, stop), daemon=True, name="run-lock"
+            )
+            renewer.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                renewer.join(timeout=10)
+    except LeaseBusyError as exc:
+        raise _busy(run_name, str(exc)) from None
+
+
+def _renew(store: Any, key: str, mine: Any, stop: Any) -> None:
+    """Push the lease's expiry forward while we hold it (If-Match: only our own version)."""
+    while not stop.wait(LOCK_TTL_S / 3):
+        try:
+            raw, etag = store.get_bytes(key)
+            if type(mine).model_validate_json(raw).token != mine.token:
+                return  # taken over (we were too slow): nothing of ours to renew
+            renewed = mine.model_copy(update={"expires_at": time.time() + LOCK_TTL_S})
+            store.put_bytes(key, renewed.model_dump_json().encode(), if_match=etag)
+        except Exception:  # S3 unreachable for a while: try again at the next tick
+            continue

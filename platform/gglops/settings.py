@@ -48,7 +48,7 @@ class Settings(BaseSettings):
         if self.aws_access_key_id and self.aws_secret_access_key:
             keys = (self.aws_access_key_id, self.aws_secret_access_key)
             return keys[0].get_secret_value(), keys[1].get_secret_value()
-        from gglops.stack.credentials import local_stack_keys
+        from gglops.credentials import local_stack_keys
 
         return local_stack_keys(self.stack_dir, self.s3_endpoint_url)
 

@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gglops.credentials import Credentials, load_or_create
 from gglops.errors import ServiceError
 from gglops.settings import Settings
 from gglops.stack.config import StackConfig, port_in_use
-from gglops.stack.credentials import Credentials, load_or_create
 from gglops.stack.process import (
     PidRecord,
     is_ours,

@@ -16,9 +16,9 @@ import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 
+from gglops.credentials import Credentials, write_private
 from gglops.errors import ServiceError
 from gglops.stack.config import HOST, StackConfig, free_port
-from gglops.stack.credentials import Credentials, write_private
 
 # The environment variables a child service must not inherit from the caller's shell.
 _SCRUB = ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "AWS_PROFILE", "AWS_SESSION_TOKEN")

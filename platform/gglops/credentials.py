@@ -1,14 +1,18 @@
-"""Local dev S3 keys: generated once per checkout, kept in `.stack/credentials.json` (0600)."""
+"""Local dev S3 keys: generated once per checkout, kept in `.stack/credentials.json` (0600).
+
+Its own module, below both `gglops.settings` (which hands the keys to clients) and
+`gglops.stack` (which creates them), so that neither imports the other for them."""
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
+
+from gglops.files import atomic_write
 
 CREDENTIALS_FILE = "credentials.json"
 
@@ -26,14 +30,8 @@ class Credentials:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a secret file: mode 0600 from creation, temp + rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    tmp.replace(path)
+    """Write a secret file: mode 0600 from creation, atomically (never half-written)."""
+    atomic_write(path, text, mode=0o600)
 
 
 def read_credentials(stack_dir: Path) -> Credentials | None:

@@ -76,8 +76,7 @@ def logged_run(
     }
     run_id = tracking.start_run(uri, "gglops-registry-tests", "reg", params.flat(), tags)
     bundle = save_bundle(net, tmp / f"bundle-{run_id}", width_mult=net.width_mult)
-    example = np.random.default_rng(0).random((1, 3, 32, 32)).astype(np.float32)
-    tracking.log_model_bundle(uri, run_id, bundle, example)
+    tracking.log_model(uri, run_id, bundle)
     tracking.end_run(uri, run_id)
     return run_id
 
@@ -162,7 +161,10 @@ def test_promote_gate_fail_pass_rollback_and_idempotent_release(
     assert manifest["outputs"] == {"probs": ["N", 1, "H", "W"]}
     assert manifest["lineage"]["data_hash"] == first.data_hash
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    assert client.get_model_version(model_env, v1).tags["onnx_sha256"] == manifest["sha256"]
+    mv = client.get_model_version(model_env, v1)
+    assert mv.tags["onnx_sha256"] == manifest["sha256"]
+    assert "**Gates**: passed against no champion" in mv.description, mv.description
+    assert "**Data**" in mv.description and "not evaluated yet" not in mv.description
     logged = [f.path for f in client.list_artifacts(runs["a"], "onnx")]
     assert logged == ["onnx/model.onnx"]
 
@@ -184,6 +186,8 @@ def test_promote_gate_fail_pass_rollback_and_idempotent_release(
     assert decision["champion_version"] == v1 and decision["champion_metrics"] is not None
     assert _aliases(uri, model_env) == {"candidate": v2, CHAMPION: v1}
     assert not store.exists(f"models/{model_env}/{v2}/manifest.json")
+    refused = client.get_model_version(model_env, v2).description
+    assert f"**Gates**: refused against champion v{v1}" in refused and "FAIL min_miou" in refused
 
     # Pass: champion moves, the old one becomes previous; then roll back.
     assert promote_version(v2, settings, OPEN_GATES).passed

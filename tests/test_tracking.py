@@ -81,8 +81,8 @@ def test_model_bundle_round_trip_and_registration(stack, tmp_path: Path) -> None
     bundle = save_bundle(net, tmp_path / "bundle", width_mult=0.25)
     example = np.random.default_rng(0).random((1, 3, 32, 32)).astype(np.float32)
 
-    seconds = tracking.log_model_bundle(uri, run_id, bundle, example)
-    assert seconds < 60
+    logged = tracking.log_model(uri, run_id, bundle)
+    assert logged.seconds < 60 and logged.model_uri == f"runs:/{run_id}/model"
 
     # runs:/ and models:/ both give back the same weights, through modelref too.
     model_uri = f"runs:/{run_id}/model"

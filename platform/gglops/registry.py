@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.table import Table
 
+from gglops import tracking
 from gglops.errors import UsageError
 from gglops.evaluate import EvalResult
 from gglops.export import OnnxArtifact
@@ -44,7 +45,10 @@ from gglops.settings import Settings
 from gglops.storage import ArtifactStore, LeaseBusyError, lease, publish
 
 CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous"
-LINEAGE_TAGS = ("git_commit", "data_hash", "data_root", "params_hash", "dataset")
+LINEAGE_TAGS = tracking.LINEAGE_TAGS
+EVAL_ARTIFACTS = "evaluation"  # run artifact folder: metrics.json and the plots beside it
+RECIPE_PARAMS = ("train.epochs", "train.lr", "train.batch_size", "train.loss", "model.width_mult")
+GATES_HEADING = "**Gates**"
 # Run params copied onto the version: how to rebuild and evaluate its test split.
 DATA_PARAMS = {
     "data_layout": "data.layout",
@@ -151,14 +155,9 @@ class ModelRegistry:
 
     @classmethod
     def open(cls, settings: Settings) -> ModelRegistry:
-        from mlflow.tracking import MlflowClient
-
-        from gglops.tracking import probe_tracking_server
-
         uri = settings.mlflow_tracking_uri
-        probe_tracking_server(uri)
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        return cls(client=client, name=settings.registered_model, uri=uri)
+        tracking.probe_tracking_server(uri)
+        return cls(client=tracking.client(uri), name=settings.registered_model, uri=uri)
 
     def alias(self, alias: str) -> str | None:
         return alias_version(self.client, self.name, alias)
@@ -167,9 +166,7 @@ class ModelRegistry:
         return _version(self.client, self.name, version)
 
     def download(self, version: str, dst: Path) -> Path:
-        from gglops.tracking import download_model_bundle
-
-        return download_model_bundle(f"models:/{self.name}/{version}", self.uri, dst)
+        return tracking.download_model_bundle(f"models:/{self.name}/{version}", self.uri, dst)
 
 
 def alias_version(client: Any, name: str, alias: str) -> str | None:
@@ -252,8 +249,9 @@ def _version_tags(run: Any, metrics: dict[str, float]) -> dict[str, str]:
 def register_run(
     run_id: str, settings: Settings, metrics_file: Path | None = None
 ) -> RegisterResult:
-    """Register `runs:/RUN_ID/model` as a new version of the model, tagged, alias candidate."""
-    import mlflow
+    """Register `runs:/RUN_ID/model` as a new version of the model, tagged, described, alias
+    candidate. With `metrics_file` (the evaluate stage's metrics.json) its test metrics go on
+    the run and its logged model, and the file and the plots beside it on the run."""
     from mlflow.exceptions import MlflowException
 
     reg = ModelRegistry.open(settings)
@@ -263,14 +261,63 @@ def register_run(
         raise UsageError(f"run {run_id} not found on {reg.uri}") from None
     metrics = _metrics_from_file(metrics_file) if metrics_file else _metrics_from_run(run)
     tags = _version_tags(run, metrics)
-    mlflow.set_tracking_uri(reg.uri)
-    mlflow.set_registry_uri(reg.uri)
+    if metrics_file:
+        _log_evaluation(reg.uri, run_id, metrics, metrics_file)
     try:
-        version = str(mlflow.register_model(f"runs:/{run_id}/model", reg.name, tags=tags).version)
+        version = tracking.register_model(reg.uri, run_id, reg.name, tags, _description(run, tags))
     except MlflowException as exc:
         raise UsageError(f"run {run_id}: cannot register its model ({exc.message})") from None
     reg.client.set_registered_model_alias(reg.name, CANDIDATE, version)
     return RegisterResult(name=reg.name, version=version, run_id=run_id, tags=tags)
+
+
+def _log_evaluation(uri: str, run_id: str, metrics: dict[str, float], metrics_file: Path) -> None:
+    """test_* metrics on the run and its model; metrics.json and plots/ as run artifacts."""
+    test = {f"test_{m}": v for m, v in metrics.items()}
+    tracking.log_metrics(uri, run_id, test, model_id=tracking.run_model_id(uri, run_id))
+    plots = Path(metrics_file).parent / "plots"
+    tracking.log_artifacts(uri, run_id, [Path(metrics_file), plots], EVAL_ARTIFACTS)
+
+
+def _description(run: Any, tags: dict[str, str]) -> str:
+    """The version's description (Markdown): its data, its recipe, its test metrics."""
+    params = run.data.params
+    split = f"layout {tags.get('data_layout', 'auto')}, split {tags.get('data_split', 'default')}"
+    recipe = ", ".join(f"{k.split('.')[-1]} {params[k]}" for k in RECIPE_PARAMS if k in params)
+    scores = ", ".join(
+        f"{m} {float(tags[f'test_{m}']) * scale:.4f}{unit}"
+        for m, (scale, unit) in SHOWN.items()
+        if f"test_{m}" in tags
+    )
+    return "\n\n".join(  # paragraphs: the UI renders the description as Markdown
+        [
+            f"**Data**: {tags.get('dataset', '?')} at `{tags.get('data_root', '?')}` ({split}), "
+            f"data_hash `{tags.get('data_hash', '?')[:12]}`",
+            f"**Recipe**: run `{run.info.run_name}` ({recipe}), params_hash "
+            f"`{tags.get('params_hash', '?')[:12]}`, git `{tags.get('git_commit', '?')[:12]}`",
+            f"**Test metrics**: {scores or 'none recorded'}",
+            f"{GATES_HEADING}: not evaluated yet (`gglops promote`)",
+        ]
+    )
+
+
+def _record_gates(reg: ModelRegistry, decision: PromotionDecision) -> None:
+    """Replace the description's gate line by this decision's checks and verdict."""
+    mv = reg.version(decision.version)
+    kept = [
+        ln for ln in (mv.description or "").splitlines() if ln and not ln.startswith(GATES_HEADING)
+    ]
+    verdict = "passed" if decision.passed else "refused"
+    checks = "; ".join(
+        f"{'pass' if c.passed else 'FAIL'} {c.name} ({c.detail})" for c in decision.checks
+    )
+    against = (
+        f"champion v{decision.champion_version}" if decision.champion_version else "no champion"
+    )
+    line = f"{GATES_HEADING}: {verdict} against {against} on {_now()}: {checks}"
+    reg.client.update_model_version(
+        reg.name, decision.version, description="\n\n".join([*kept, line])
+    )
 
 
 # --- promote ----------------------------------------------------------------------------
@@ -351,6 +398,7 @@ def promote_version(
     store = ArtifactStore(settings)
     with _promotion_lease(reg, store), tempfile.TemporaryDirectory(prefix="gglops-") as tmp:
         decision, bundle, cand = _decide(reg, version, data, params.gates, Path(tmp))
+        _record_gates(reg, decision)
         if decision.passed:
             release = _release(reg, store, version, bundle, data, cand.scores())
             decision = decision.model_copy(

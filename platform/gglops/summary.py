@@ -1,4 +1,8 @@
-"""What `make demo` prints at the end: the champion, its metrics, where everything landed."""
+"""What `make demo` prints at the end: the champion, its metrics, where everything landed.
+
+It reads the registry over MLflow's REST API (`tracking.rest_get`): importing mlflow alone
+takes seconds, and this command answers a person waiting at a prompt.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from rich.table import Table
 
 from gglops.errors import ServiceError, UsageError
 from gglops.settings import Settings
+from gglops.tracking import rest_get, run_url
 
 METRIC_TAGS = {"mIoU": "test_miou", "nIoU": "test_niou", "Pd": "test_pd", "Fa (×1e-6)": "test_fa"}
 
@@ -23,31 +28,29 @@ class ChampionSummary(BaseModel):
 
 def champion_summary(settings: Settings) -> ChampionSummary:
     """Read the `champion` alias of the registered model from the tracking server."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    uri, name = settings.mlflow_tracking_uri, settings.registered_model
     try:
-        mv = client.get_model_version_by_alias(settings.registered_model, "champion")
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
-            raise UsageError(f"model '{settings.registered_model}' has no champion yet") from None
-        raise ServiceError(f"MLflow at {settings.mlflow_tracking_uri}: {exc.message}") from None
+        mv = rest_get(uri, "registered-models/alias", name=name, alias="champion")
+        run = rest_get(uri, "runs/get", run_id=mv["model_version"]["run_id"])
+    except LookupError as exc:
+        if str(exc) == "RESOURCE_DOES_NOT_EXIST":
+            raise UsageError(f"model '{name}' has no champion yet") from None
+        raise ServiceError(f"MLflow at {uri}: {exc}") from None
+    version = mv["model_version"]
+    tags = {t["key"]: t["value"] for t in version.get("tags", [])}
     metrics = {
-        label: float(mv.tags[tag]) * (1e6 if tag == "test_fa" else 1.0)
+        label: float(tags[tag]) * (1e6 if tag == "test_fa" else 1.0)
         for label, tag in METRIC_TAGS.items()
-        if tag in mv.tags
+        if tag in tags
     }
-    size = mv.tags.get("data_image_size")
-    resized = mv.tags.get("data_eval_protocol") == "resized"
-    run = client.get_run(mv.run_id)
-    url = f"{settings.mlflow_tracking_uri}/#/experiments/{run.info.experiment_id}/runs/{mv.run_id}"
+    size = tags.get("data_image_size")
+    resized = tags.get("data_eval_protocol") == "resized"
     return ChampionSummary(
-        version=str(mv.version),
-        run_id=mv.run_id,
+        version=str(version["version"]),
+        run_id=version["run_id"],
         metrics=metrics,
-        onnx_uri=mv.tags.get("onnx_uri"),
-        mlflow_url=url,
+        onnx_uri=tags.get("onnx_uri"),
+        mlflow_url=run_url(uri, run["run"]["info"]["experiment_id"], version["run_id"]),
         evaluated=f"resized to {size}x{size}" if resized else "original resolution",
     )
 
@@ -60,6 +63,11 @@ def print_summary(summary: ChampionSummary, console: Console | None = None) -> N
     for name, value in summary.metrics.items():
         table.add_row(name, f"{value:.4f}")
     console.print(table)
-    console.print(f"ONNX artifact : {summary.onnx_uri or '(not exported)'}")
-    console.print(f"MLflow run    : {summary.mlflow_url}")
-    console.print("DVC           : dvc metrics show / dvc plots show / dvc params diff")
+    # URLs stay on one line whatever the terminal width: a wrapped URL cannot be clicked.
+    lines = {
+        "ONNX artifact": summary.onnx_uri or "(not exported)",
+        "MLflow run": summary.mlflow_url,
+        "DVC": "dvc metrics show / dvc plots show / dvc params diff",
+    }
+    for label, text in lines.items():
+        console.print(f"{label:<14}: {text}", soft_wrap=True, highlight=False)

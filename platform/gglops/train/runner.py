@@ -7,13 +7,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import yaml
 from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 
 from gglops import tracking
 from gglops.errors import DataError, UsageError
-from gglops.gitinfo import git_commit
 from gglops.params import Params
 from gglops.settings import Settings
 from gglops.train.checkpointing import checkpoint_bytes
@@ -31,8 +30,7 @@ from gglops.train.storage import (
 )
 from gglops.train.trainer import CPUS_PER_WORKER, build_trainer, pending_file
 
-RUN_NAME_TAG = "ray_run_name"
-EXAMPLE_SIZE = 32  # input example of the logged model: small, any multiple of 16 works
+PARAMS_ARTIFACT = "params"  # run artifact folder of the params.yaml the run trained with
 
 
 class TrainRequest(BaseModel):
@@ -80,6 +78,7 @@ def run_training(
 
     run_name = _run_name(storage, params.train.run_name, request.resume, console)
     run_id = _open_run(settings, params, data_root, run_name, storage)
+    uri = settings.mlflow_tracking_uri
     trainer = build_trainer(
         params,
         data_root,
@@ -91,16 +90,17 @@ def run_training(
         echo=request.echo,
     )
     try:
-        result = trainer.fit()
+        with tracking.system_metrics(uri, run_id, resume=request.resume):
+            result = trainer.fit()
     except BaseException as exc:
-        _quietly(tracking.end_run, settings.mlflow_tracking_uri, run_id, "FAILED")
+        _quietly(tracking.end_run, uri, run_id, "FAILED")
         failure = storage_failure(exc, storage)
         if failure is not None:
             raise failure from exc
         raise
     summary = WorkerSummary.model_validate(result.return_value)
     if summary.stopped is not None:
-        _quietly(tracking.end_run, settings.mlflow_tracking_uri, run_id, "FAILED")
+        _quietly(tracking.end_run, uri, run_id, "FAILED")
         raise UsageError(_stopped_line(summary.stopped, result.checkpoint, storage))
     return _finish(
         result, summary, settings, params, run_id, run_name, storage, console, request.echo
@@ -138,25 +138,19 @@ def _run_name(storage: Storage, base: str, resume: bool, console: Console) -> st
 def _open_run(
     settings: Settings, params: Params, data_root: Path, run_name: str, storage: Storage
 ) -> str:
-    """The MLflow run of this Ray run: reopened on resume, else created with params/tags."""
-    from gglops.data.manifest import build_manifest
-
-    uri = settings.mlflow_tracking_uri
-    existing = tracking.find_run(uri, settings.experiment_name, RUN_NAME_TAG, run_name)
-    if existing:
-        tracking.reopen_run(uri, existing)
-        return existing
-    manifest = build_manifest(data_root, params.data.layout, params.data.split)
-    tags = {
-        "git_commit": git_commit(),
-        "data_hash": manifest.data_hash,
-        "data_root": str(data_root.absolute()),
-        "dataset": params.data.dataset,
-        "params_hash": params.digest(),
-        RUN_NAME_TAG: run_name,
-        "ray_storage": storage.uri,
-    }
-    return tracking.start_run(uri, settings.experiment_name, run_name, params.flat(), tags)
+    """The MLflow run of this Ray run: reopened on resume, else created with params, tags,
+    lineage, the data splits as inputs and the params as a params.yaml artifact."""
+    uri, experiment = settings.mlflow_tracking_uri, settings.experiment_name
+    if tracking.find_run(uri, experiment, run_name) is None:
+        origin = tracking.lineage(params, data_root, source="gglops train")
+    else:
+        origin = None  # resumed: the run has its lineage already
+    tags = {"ray_storage": storage.uri}
+    run_id = tracking.open_run(uri, experiment, run_name, params.flat(), tags, origin)
+    if origin is not None:
+        text = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
+        tracking.log_text(uri, run_id, text, f"{PARAMS_ARTIFACT}/params.yaml")
+    return run_id
 
 
 def _finish(
@@ -174,7 +168,7 @@ def _finish(
     best = next(r for r in summary.history if r.epoch == best_epoch)
     uri = settings.mlflow_tracking_uri
     notes: list[str] = []
-    log_s = _log_model(checkpoint, uri, run_id, notes)
+    log_s = _log_model(checkpoint, uri, run_id, best_epoch, notes)
     pending = _deliver_leftovers(uri, run_id, summary.mlflow_pending, notes)
     checkpoint_uri = storage.child_uri(checkpoint.path)
     _quietly(tracking.set_tags, uri, run_id, {"checkpoint": checkpoint_uri})
@@ -212,12 +206,14 @@ def _best_checkpoint(result: Any) -> tuple[Any, int]:
     return checkpoint, int(metrics["epoch"])
 
 
-def _log_model(checkpoint: Any, uri: str, run_id: str, notes: list[str]) -> float | None:
-    example = np.random.default_rng(0).random((1, 3, EXAMPLE_SIZE, EXAMPLE_SIZE))
+def _log_model(
+    checkpoint: Any, uri: str, run_id: str, best_epoch: int, notes: list[str]
+) -> float | None:
+    """The best checkpoint as the run's model; its metrics are those of the best epoch."""
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(checkpoint.to_directory(tmp))
         try:
-            seconds = tracking.log_model_bundle(uri, run_id, local, example.astype(np.float32))
+            seconds = tracking.log_model(uri, run_id, local, step=best_epoch).seconds
         except Exception as exc:  # training succeeded; a tracking failure must not undo it
             notes.append(f"[yellow]MLflow model not logged ({type(exc).__name__}: {exc})[/]")
             return None

@@ -14,14 +14,13 @@ import pyarrow.fs as pafs
 from ray import tune
 from ray.tune import ExperimentAnalysis
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm, Searcher
 from ray.tune.search.optuna import OptunaSearch
 from rich.console import Console
 
 from gglops import tracking
 from gglops.errors import CheckError, DataError, GGLOpsError, UsageError
 from gglops.files import atomic_write
-from gglops.gitinfo import git_commit
 from gglops.params import Params, SearchDim
 from gglops.settings import Settings
 from gglops.train.cluster import check_capacity, connect_ray
@@ -68,7 +67,7 @@ def run_tuning(request: TuneRequest, settings: Settings) -> TuneResult:
     connect_ray(settings, tp.workers_per_trial * tp.cpus_per_worker + TRIAL_CPUS)
     check_capacity(tp.workers_per_trial, params.train.use_gpu, tp.cpus_per_worker,
                    setting="tune.workers_per_trial")  # fmt: skip
-    lineage = _lineage(params, data_root)
+    lineage = tracking.lineage(params, data_root, source="gglops tune")
     parent_id = runs.parent_run(settings, sweep, params, space, lineage)
     ctx = TrialContext(
         params=params,
@@ -162,17 +161,6 @@ def _uri(storage: Storage, name: str) -> str:
     return f"{storage.path}/{name}"
 
 
-def _lineage(params: Params, data_root: Path) -> dict[str, str]:
-    from gglops.data.manifest import build_manifest
-
-    manifest = build_manifest(data_root, params.data.layout, params.data.split)
-    return {
-        "git_commit": git_commit(),
-        "data_hash": manifest.data_hash,
-        "dataset": params.data.dataset,
-    }
-
-
 def _tuner(
     request: TuneRequest,
     ctx: TrialContext,
@@ -219,7 +207,7 @@ def _tuner(
     )
 
 
-def _optuna(params: Params, space: dict[str, SearchDim], mode: str) -> SearchAlgorithm:
+def _optuna(params: Params, space: dict[str, SearchDim], mode: str) -> SearchAlgorithm | Searcher:
     baseline = spaces.baseline_point(params, space)
     searcher = OptunaSearch(
         metric=params.tune.metric,

@@ -20,7 +20,8 @@ from gglops.settings import Settings
 from gglops.train.storage import Storage
 
 EPOCHS_DONE = "epochs_done"  # ASHA's time attribute: completed epochs, restarts included
-RUN_TAG = "ray_run_name"  # child runs are found again by it when a sweep resumes
+# Short names of searched keys in a trial's MLflow run name (`trial-003 lr=0.0021 bs=8`).
+SHORT_KEYS = {"batch_size": "bs", "weight_decay": "wd", "width_mult": "width"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class TrialContext:
     runs: Storage  # where the trials' Ray Train runs live: <storage>/<sweep>/trial-runs
     sweep: str
     parent_run_id: str
-    lineage: dict[str, str]  # git_commit, data_hash, dataset: computed once by the driver
+    lineage: tracking.Lineage  # data hash, commit, splits: computed once by the driver
 
 
 class EpochReportCallback(TuneReportCallback):
@@ -64,7 +65,7 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     trial_id = tune.get_context().get_trial_id()
     run_name = f"{ctx.sweep}-{trial_id}"
     params = trial_params(ctx.params, config)
-    run_id = _child_run(ctx, run_name, params)
+    run_id = _child_run(ctx, run_name, params, trial_label(trial_id, config))
     trainer = build_trainer(
         params,
         ctx.data_root,
@@ -80,18 +81,34 @@ def run_trial(config: dict[str, Any], ctx: TrialContext) -> None:
     tracking.end_run(ctx.settings.mlflow_tracking_uri, run_id)
 
 
-def _child_run(ctx: TrialContext, run_name: str, params: Params) -> str:
+def trial_label(trial_id: str, config: dict[str, Any]) -> str:
+    """`trial-003 lr=0.0021 bs=8`: the trial's number and its sampled values, for the UI."""
+    number = trial_id.rsplit("_", 1)[-1]
+    number = f"{int(number):03d}" if number.isdigit() else number
+    values = [f"{_short(k)}={_value(v)}" for k, v in sorted(plain(config).items())]
+    return " ".join([f"trial-{number}", *values])
+
+
+def _short(key: str) -> str:
+    leaf = key.rsplit(".", 1)[-1]
+    return SHORT_KEYS.get(leaf, leaf)
+
+
+def _value(value: Any) -> str:
+    return f"{value:.2g}" if isinstance(value, float) else str(value)
+
+
+def _child_run(ctx: TrialContext, run_name: str, params: Params, label: str) -> str:
     """This trial's MLflow run under the sweep's parent; the same one when it resumes."""
-    uri, experiment = ctx.settings.mlflow_tracking_uri, ctx.settings.experiment_name
-    found = tracking.find_run(uri, experiment, RUN_TAG, run_name)
-    if found:  # a resumed trial keeps logging into its own run
-        tracking.reopen_run(uri, found)
-        return found
-    tags = {
-        **ctx.lineage,
-        "mlflow.parentRunId": ctx.parent_run_id,
-        "sweep": ctx.sweep,
-        RUN_TAG: run_name,
-        "params_hash": params.digest(),
-    }
-    return tracking.start_run(uri, experiment, run_name, params.flat(), tags)
+    settings = ctx.settings
+    origin = ctx.lineage.model_copy(update={"params_hash": params.digest()})
+    tags = {"mlflow.parentRunId": ctx.parent_run_id, "sweep": ctx.sweep}
+    return tracking.open_run(
+        settings.mlflow_tracking_uri,
+        settings.experiment_name,
+        run_name,
+        params.flat(),
+        tags,
+        origin,
+        display_name=label,
+    )

@@ -117,6 +117,15 @@ FIGURES: dict[str, Figure] = {
     "gpu_amp_channels_last_images_per_s": Figure(
         "1 GPU, AMP + channels-last, default model, batch 8, 256²"
     ),
+    "serve_throughput_vs_ort": Figure(
+        "`gglops serve` requests/s over HTTP (loopback, 8 keep-alive clients, 256² PNGs, "
+        "batch-1 requests, @serve.batch, 1 replica) ÷ a bare onnxruntime session's images/s "
+        "on the same PNGs in one process (decode + run + targets; the faster of a run before "
+        "and one after), width 0.5",
+        AT_LEAST(0.8),
+    ),
+    "serve_p50_ms": Figure("median request latency at that load"),
+    "serve_p99_ms": Figure("99th percentile request latency at that load"),
     "accuracy_platform_vs_baseline": Figure(
         "test mIoU of `gglops train` ÷ a plain torch loop (PIL reader, flips only), final epoch, "
         "mean of seeds 0 and 1; default GGL-Net (width 1), 300 synthetic 128² images "
@@ -172,6 +181,12 @@ def _gpu(_: bool) -> dict[str, Any]:
     return gpu_throughput.measure()
 
 
+def _serve(_: bool) -> dict[str, Any]:
+    from bench import serve
+
+    return serve.measure()
+
+
 def _demo(run_it: bool) -> dict[str, Any]:
     from bench import demo
 
@@ -193,6 +208,7 @@ BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "train": _train,
     "gpu": _gpu,
     "accuracy": _accuracy,
+    "serve": _serve,
     "demo": _demo,
 }
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from gglops.cli import data, jobs, registry, stack, summary, train, tune
+from gglops.cli import data, jobs, registry, serve, stack, summary, train, tune
 from gglops.errors import GGLOpsError
 
 app = typer.Typer(
@@ -23,11 +24,30 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _module in (data, train, tune, registry, stack, jobs, summary):
+for _module in (data, train, tune, registry, stack, jobs, summary, serve):
     _module.register(app)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from gglops import __version__
+
+        typer.echo(f"gglops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version"),
+    ] = False,
+) -> None:
+    """GGLOps: train, tune, register and ship GGL-Net infrared small target detectors."""
+
+
 # typer vendors click: its UsageError (bad option value, unknown command) is BadParameter's base.
-_CLICK_USAGE_ERROR = typer.BadParameter.__mro__[1]
+_CLICK_USAGE_ERROR: type[typer.BadParameter] = typer.BadParameter.__mro__[1]
 
 _stderr = Console(stderr=True, highlight=False)
 

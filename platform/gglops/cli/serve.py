@@ -1,0 +1,34 @@
+"""`gglops serve`: the registry alias's verified ONNX model over HTTP (Ray Serve)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    alias: Annotated[str, typer.Option(help="Registry alias to serve and follow.")] = "champion",
+    host: Annotated[str, typer.Option(help="Address the HTTP proxy binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    replicas: Annotated[int, typer.Option(min=1, help="Serve replicas.")] = 1,
+    address: Annotated[
+        str | None, typer.Option(help="Ray to run on (else GGLOPS_RAY_ADDRESS, else local).")
+    ] = None,
+    poll_s: Annotated[
+        float, typer.Option("--poll-s", min=0.1, help="Seconds between alias checks.")
+    ] = 2.0,
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="More pixels get HTTP 413 (default 4096×4096).")
+    ] = None,
+) -> None:
+    """Serve models:/gglnet@ALIAS on Ray Serve: POST /predict, GET /healthz; follows the alias."""
+    from gglops.serve.launch import ServeRequest, serve_forever
+    from gglops.settings import load_settings
+
+    request = ServeRequest(alias, host, port, replicas, address, poll_s, max_pixels)
+    serve_forever(request, load_settings())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

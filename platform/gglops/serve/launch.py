@@ -1,0 +1,116 @@
+"""`gglops serve` on the driver side: connect to Ray, check the release, run, wait, clean up.
+
+The alias and its artifact are checked here first (one line, exit 2, when the alias is
+missing or the artifact does not match its manifest), so a bad start never reaches Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gglops.errors import ServiceError
+from gglops.serve.release import alias_version, fetch_verified
+from gglops.settings import Settings
+
+if TYPE_CHECKING:
+    from gglops.serve.app import ServeConfig
+
+LOOPBACK = ("127.", "localhost")
+# Ray's switch that keeps a node on 127.0.0.1 instead of the host's address; the local
+# stack's head runs with it, and a client of that head needs it too (read at import of ray).
+SINGLE_NODE_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    alias: str
+    host: str
+    port: int
+    replicas: int
+    address: str | None
+    poll_s: float
+    max_pixels: int | None = None  # None: contract.DEFAULT_MAX_PIXELS
+
+
+def replica_config(request: ServeRequest, settings: Settings) -> ServeConfig:
+    """The settings this shell resolved (no secrets), so replicas use the same services."""
+    from gglops.serve.app import SHIPPED_SETTINGS, ServeConfig
+
+    shipped = {name: str(getattr(settings, name)) for name in SHIPPED_SETTINGS}
+    shipped["stack_dir"] = os.path.abspath(shipped["stack_dir"])  # replicas run elsewhere
+    limit = {} if request.max_pixels is None else {"max_pixels": request.max_pixels}
+    return ServeConfig(alias=request.alias, poll_s=request.poll_s, settings=shipped, **limit)
+
+
+def connect(address: str | None, replicas: int) -> None:
+    """--address, else GGLOPS_RAY_ADDRESS (e.g. the stack's head), else a local Ray."""
+    if address and address.startswith(LOOPBACK):
+        # Else Ray resolves 127.0.0.1 to the host's address, where a loopback head is not.
+        os.environ.setdefault(SINGLE_NODE_SWITCH, "0")
+    import ray
+
+    if address:
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise ServiceError(f"Ray at {address}: cannot connect ({reason})") from None
+        return
+    # A replica takes one logical CPU; Serve's controller and proxy take none.
+    cpus = max(os.cpu_count() or 1, math.ceil(replicas) + 1)
+    ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def serve_forever(request: ServeRequest, settings: Settings) -> None:
+    version = alias_version(settings, request.alias)
+    artifact = fetch_verified(settings, version)  # refuse before starting anything
+    connect(request.address or settings.ray_address, request.replicas)
+    from ray import serve
+
+    from gglops.serve.app import APP_NAME, build
+
+    serve.start(http_options={"host": request.host, "port": request.port})
+    app = build(replica_config(request, settings), request.replicas)
+    try:
+        serve.run(app, name=APP_NAME, route_prefix="/")
+    except RuntimeError as exc:  # a replica failed to start: Serve says why in one line
+        reason = str(exc).strip().splitlines()[-1][:240]
+        _teardown()
+        raise ServiceError(f"Ray Serve could not start {APP_NAME}: {reason}") from None
+    url = f"http://{request.host}:{request.port}"
+    print(
+        f"serving models:/{settings.registered_model}@{request.alias} version {version} "
+        f"(sha256 {artifact.sha256[:12]}…) at {url}: POST {url}/predict, GET {url}/healthz; "
+        f"following the alias every {request.poll_s:g} s; Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        _wait_for_signal()
+    finally:
+        _teardown()
+    print("stopped", file=sys.stderr, flush=True)
+
+
+def _teardown() -> None:
+    """Delete our app; shut Serve down only when no other application is left on it."""
+    from ray import serve
+
+    from gglops.serve.app import APP_NAME
+
+    serve.delete(APP_NAME)
+    if not serve.status().applications:
+        serve.shutdown()

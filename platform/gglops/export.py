@@ -198,13 +198,12 @@ def build_artifact(
 
 def log_onnx(tracking_uri: str, run_id: str, path: Path) -> str:
     """Attach the file to the MLflow run as `onnx/model.onnx`; returns the artifact URI."""
-    from mlflow.tracking import MlflowClient
+    from gglops import tracking
 
-    client = MlflowClient(tracking_uri=tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         named = Path(tmp) / "model.onnx"  # the artifact's name, whatever the local one is
         shutil.copyfile(path, named)
-        client.log_artifact(run_id, str(named), ONNX_ARTIFACT_DIR)
+        tracking.log_artifacts(tracking_uri, run_id, [named], ONNX_ARTIFACT_DIR)
     return f"runs:/{run_id}/{ONNX_ARTIFACT_DIR}/model.onnx"
 
 

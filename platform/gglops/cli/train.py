@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,8 +10,7 @@ import typer
 from gglops.cli.common import OutOpt, ParamsOpt, SetOpt, write_json
 
 if TYPE_CHECKING:
-    from gglops.params import Params
-    from gglops.settings import Settings
+    pass
 
 
 def train(
@@ -52,25 +50,12 @@ def train(
     from gglops.train import TrainRequest, run_training
     from gglops.train.outputs import copy_bundle, write_history
 
-    with _resume_lock(final, settings, resume):
-        result = run_training(TrainRequest(params=final, resume=resume), settings)
+    result = run_training(TrainRequest(params=final, resume=resume), settings)
     if model_dir is not None:
         copy_bundle(result.checkpoint, model_dir, settings)
     if history is not None:
         write_history(result.history, history)
     write_json(out, result.model_dump(mode="json", exclude={"history"}))
-
-
-def _resume_lock(params: Params, settings: Settings, resume: bool) -> AbstractContextManager[None]:
-    """--resume continues the newest `<run_name>-*` run (as the runner picks it): held by one
-    `gglops train` at a time. A fresh run has a new unique name, so nothing to lock."""
-    from gglops.train.storage import existing_runs, resolve_storage, run_lock
-
-    if not resume:
-        return nullcontext()
-    storage = resolve_storage(settings)
-    earlier = existing_runs(storage, params.train.run_name)
-    return run_lock(storage, earlier[-1], settings) if earlier else nullcontext()
 
 
 def register(app: typer.Typer) -> None:

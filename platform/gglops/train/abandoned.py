@@ -45,9 +45,9 @@ def mark_abandoned(
 ) -> list[Abandoned]:
     """Mark KILLED every RUNNING run of the experiment (or of `run_names`) whose training
     lock is free; returns what was marked. Runs with a live driver are left alone."""
-    from mlflow.tracking import MlflowClient
+    from gglops import tracking
 
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = tracking.client(settings.mlflow_tracking_uri)
     marked = []
     for run in running_runs(client, settings.experiment_name):
         name = run.info.run_name

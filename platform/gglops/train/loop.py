@@ -145,15 +145,12 @@ def _logged_steps(cfg: LoopConfig) -> set[int]:
     checkpoint retrains them; their first values stay, no step is logged twice)."""
     if cfg.tracking is None:
         return set()
-    try:
-        from mlflow.tracking import MlflowClient
+    from gglops import tracking
 
-        history = MlflowClient(cfg.tracking.uri).get_metric_history(
-            cfg.tracking.run_id, "train_loss"
-        )
+    try:
+        return tracking.metric_steps(cfg.tracking.uri, cfg.tracking.run_id, "train_loss")
     except Exception:  # MLflow down: the sink buffers anyway; at worst a step repeats
         return set()
-    return {int(m.step) for m in history}
 
 
 def _sink(cfg: LoopConfig, restored: Restored) -> MetricSink | None:

@@ -26,6 +26,7 @@ from gglops.train.storage import (
     existing_runs,
     new_run_name,
     resolve_storage,
+    run_lock,
     storage_failure,
 )
 from gglops.train.trainer import CPUS_PER_WORKER, build_trainer, pending_file
@@ -73,10 +74,41 @@ def run_training(
         storage, checkpoint_bytes(params.model.width_mult) * (params.train.keep_checkpoints + 1)
     )
     tracking.probe_tracking_server(settings.mlflow_tracking_uri)
-    connect_ray(settings, params.train.workers * CPUS_PER_WORKER)
-    check_capacity(params.train.workers, params.train.use_gpu, CPUS_PER_WORKER)
-
     run_name = _run_name(storage, params.train.run_name, request.resume, console)
+    if request.resume:
+        _mark_abandoned(settings, storage, run_name, console)
+    # Held until the driver ends (the kernel or the lease's expiry drops it if it dies): a
+    # second `gglops train` of this run is refused before it starts Ray or writes anything.
+    with run_lock(storage, run_name, settings):
+        connect_ray(settings, params.train.workers * CPUS_PER_WORKER)
+        check_capacity(params.train.workers, params.train.use_gpu, CPUS_PER_WORKER)
+        return _train(request, settings, data_root, storage, run_name, console)
+
+
+def _mark_abandoned(settings: Settings, storage: Storage, run_name: str, console: Console) -> None:
+    """The run about to be resumed may be RUNNING in MLflow with no driver (kill -9): say so."""
+    from gglops.train.abandoned import mark_abandoned
+
+    try:
+        marked = mark_abandoned(settings, storage, {run_name})
+    except Exception:  # best effort: MLflow's state must never stop a resume
+        return
+    for gone in marked:
+        console.print(
+            f"[yellow]run {gone.run_name} ({gone.run_id}) was RUNNING with no live driver: "
+            "marked KILLED (abandoned), now resumed[/]"
+        )
+
+
+def _train(
+    request: TrainRequest,
+    settings: Settings,
+    data_root: Path,
+    storage: Storage,
+    run_name: str,
+    console: Console,
+) -> TrainResult:
+    params = request.params
     run_id = _open_run(settings, params, data_root, run_name, storage)
     uri = settings.mlflow_tracking_uri
     trainer = build_trainer(

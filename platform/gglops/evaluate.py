@@ -235,7 +235,7 @@ def result_of(
 
     scores = evaluation.metrics.compute()
     return EvalResult(
-        **scores,
+        **scores,  # type: ignore[arg-type]  # miou, niou, pd, fa: floats
         fa_per_million=scores["fa"] * 1e6,
         n_images=len(index.test),
         n_targets=len(evaluation.metrics.target_records()),

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -193,7 +194,7 @@ def _spread(values: list[int]) -> str:
     return f"{min(values)} / {statistics.median(values):g} / {max(values)}"
 
 
-def _counter(counter: Counter, fmt: type = str) -> str:
+def _counter(counter: Counter, fmt: Callable[[Any], str] = str) -> str:
     return ", ".join(f"{fmt(k)} ({n})" for k, n in counter.most_common(3)) + (
         " …" if len(counter) > 3 else ""
     )

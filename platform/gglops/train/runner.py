@@ -130,7 +130,7 @@ def _train(
         if failure is not None:
             raise failure from exc
         raise
-    summary = WorkerSummary.model_validate(result.return_value)
+    summary = WorkerSummary.model_validate(result.return_value)  # type: ignore[attr-defined]  # V2
     if summary.stopped is not None:
         _quietly(tracking.end_run, uri, run_id, "FAILED")
         raise UsageError(_stopped_line(summary.stopped, result.checkpoint, storage))

@@ -98,7 +98,9 @@ class TrainSession:
 
     @property
     def net(self) -> GGLNet:
-        return unwrap(self.model)
+        net = unwrap(self.model)
+        assert isinstance(net, GGLNet)  # built by build_session; DDP only wraps it
+        return net
 
     def train_epoch(self, epoch: int) -> EpochStats:
         """One pass over this rank's shard; returns the mean loss and the phase's timing."""
@@ -117,10 +119,10 @@ class TrainSession:
         # per epoch, before validation and the checkpoint.
         if not _finite_everywhere(_weights_finite(self.net)):
             raise LossDivergedError("weights became non-finite", epoch, len(self.loader) - 1)
-        loss = total.item() / max(images, 1)  # one host sync per epoch, not per step
+        mean_loss = total.item() / max(images, 1)  # one host sync per epoch, not per step
         seconds = time.perf_counter() - start
         self.scheduler.step()
-        return EpochStats(loss=loss, images=images, seconds=seconds)
+        return EpochStats(loss=mean_loss, images=images, seconds=seconds)
 
     def _step(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
@@ -211,7 +213,7 @@ def build_session(
         seed=train.seed,
     )
     # Our own sampler (not prepare_data_loader's) so that the shuffle seed is train.seed.
-    sampler = DistributedSampler(
+    sampler: DistributedSampler[Any] = DistributedSampler(
         dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=train.seed
     )
     loader = DataLoader(
@@ -225,7 +227,7 @@ def build_session(
     )
     model = GGLNet(width_mult=params.model.width_mult).to(device)
     if device.type == "cuda" and train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     model = prepare_model(model) if prepare_model else model
     optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     return TrainSession(

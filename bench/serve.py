@@ -65,8 +65,9 @@ def _release(work: Path, settings: Any) -> Path:
 
     from gglnet import GGLNet
     from gglops.export import export_onnx
-    from gglops.registry import RELEASE_PREFIX
-    from gglops.storage import ArtifactStore, publish, sha256_file
+    from gglops.files import sha256_file
+    from gglops.release import RELEASE_PREFIX, publish
+    from gglops.storage import ArtifactStore
 
     torch.manual_seed(0)
     onnx = export_onnx(GGLNet(width_mult=WIDTH).eval(), work / "model.onnx")

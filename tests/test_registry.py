@@ -29,14 +29,9 @@ from gglops.data.manifest import build_manifest
 from gglops.errors import UsageError
 from gglops.modelio import save_bundle
 from gglops.params import Params
-from gglops.registry import (
-    CHAMPION,
-    PREVIOUS,
-    promote_version,
-    register_run,
-    release_version,
-    rollback_champion,
-)
+from gglops.promotion import promote_version, rollback_champion
+from gglops.registry import CHAMPION, PREVIOUS, register_run
+from gglops.release import release_version
 from gglops.settings import load_settings
 from gglops.storage import ArtifactStore
 

@@ -33,7 +33,8 @@ from PIL import Image
 from test_registry import OPEN_GATES, calibrated_model, logged_run
 
 from gglops.predict import predict_one, target_boxes
-from gglops.registry import CHAMPION, promote_version, register_run
+from gglops.promotion import promote_version
+from gglops.registry import CHAMPION, register_run
 from gglops.settings import load_settings
 from gglops.stack.config import free_port
 
@@ -333,7 +334,7 @@ def print_timeline(records: list[dict], events: dict[str, float]) -> None:
 def test_promotion_and_rollback_switch_without_a_failed_request(
     served: Served, reliability
 ) -> None:
-    from gglops.registry import rollback_champion
+    from gglops.promotion import rollback_champion
 
     v1, v2 = served.versions["v1"], served.versions["v2"]
     with pytest.MonkeyPatch.context() as mp:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from gglops.errors import ServiceError, UsageError
+from gglops.files import sha256_file
+from gglops.release import publish
 from gglops.settings import load_settings
 from gglops.storage import (
     ArtifactStore,
@@ -19,8 +21,6 @@ from gglops.storage import (
     LeaseInfo,
     S3Url,
     lease,
-    publish,
-    sha256_file,
 )
 
 

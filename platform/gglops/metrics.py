@@ -29,6 +29,11 @@ def fa_text(fa: float) -> str:
     return f"{fa * 1e6:.2f}e-6"
 
 
+def metric_text(name: str, value: float) -> str:
+    """miou/niou/pd with four decimals, fa as `fa_text`: one format in every command."""
+    return fa_text(value) if name == "fa" else f"{value:.4f}"
+
+
 @dataclass(frozen=True)
 class MetricState:
     """Additive sums from which every metric follows; `+` merges two states."""

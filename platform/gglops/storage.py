@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from gglops.errors import ServiceError, UsageError
 from gglops.files import sha256_file
@@ -212,46 +212,6 @@ class ArtifactStore:
             return ServiceError(f"S3 bucket {self.bucket!r} does not exist; set {BUCKET_SETTING}")
         message = exc.response.get("Error", {}).get("Message", "")
         return ServiceError(f"S3 error {code} to {what}: {message}")
-
-
-# --- releases: model file first, manifest last --------------------------------------------
-
-
-class PublishOutcome(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    model_url: str
-    manifest_url: str
-    uploaded: bool  # False: the same artifact was already there (idempotent no-op)
-
-
-def publish(
-    store: ArtifactStore, prefix: str, model_file: Path, sha256: str, manifest: bytes
-) -> PublishOutcome:
-    """Upload `<prefix>/model.onnx`, verify it, then `<prefix>/manifest.json`.
-
-    A reader that sees the manifest sees a complete, verified model. Releases are
-    immutable: an existing manifest with the same sha256 makes this a no-op, one with a
-    different sha256 is refused rather than overwritten.
-    """
-    model_key, manifest_key = f"{prefix}/model.onnx", f"{prefix}/manifest.json"
-    outcome = PublishOutcome(
-        model_url=store.url(model_key), manifest_url=store.url(manifest_key), uploaded=True
-    )
-    try:
-        existing = store.get_json(manifest_key).get("sha256")
-    except ObjectMissingError:
-        existing = None
-    if existing == sha256 and store.exists(model_key):
-        return outcome.model_copy(update={"uploaded": False})
-    if existing is not None and existing != sha256:
-        raise ServiceError(
-            f"{outcome.manifest_url} already holds a different model (sha256 {existing[:12]}…); "
-            "released versions are immutable"
-        )
-    store.put_file(model_key, model_file)
-    store.put_bytes(manifest_key, manifest)
-    return outcome
 
 
 # --- a lease: one holder at a time, through S3 conditional writes -------------------------

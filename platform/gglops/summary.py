@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from gglops.errors import ServiceError, UsageError
+from gglops.metrics import metric_text
 from gglops.settings import Settings
 from gglops.tracking import rest_get, run_url
 
-METRIC_TAGS = {"mIoU": "test_miou", "nIoU": "test_niou", "Pd": "test_pd", "Fa (×1e-6)": "test_fa"}
+METRIC_TAGS = {"mIoU": "miou", "nIoU": "niou", "Pd": "pd", "Fa": "fa"}  # label → test_* tag
 
 
 class ChampionSummary(BaseModel):
@@ -38,11 +39,7 @@ def champion_summary(settings: Settings) -> ChampionSummary:
         raise ServiceError(f"MLflow at {uri}: {exc}") from None
     version = mv["model_version"]
     tags = {t["key"]: t["value"] for t in version.get("tags", [])}
-    metrics = {
-        label: float(tags[tag]) * (1e6 if tag == "test_fa" else 1.0)
-        for label, tag in METRIC_TAGS.items()
-        if tag in tags
-    }
+    metrics = {m: float(tags[f"test_{m}"]) for m in METRIC_TAGS.values() if f"test_{m}" in tags}
     size = tags.get("data_image_size")
     resized = tags.get("data_eval_protocol") == "resized"
     return ChampionSummary(
@@ -60,8 +57,9 @@ def print_summary(summary: ChampionSummary, console: Console | None = None) -> N
     table = Table(title=f"gglnet champion: version {summary.version}")
     table.add_column(f"metric (test split, {summary.evaluated})")
     table.add_column("value", justify="right")
-    for name, value in summary.metrics.items():
-        table.add_row(name, f"{value:.4f}")
+    for label, metric in METRIC_TAGS.items():
+        if metric in summary.metrics:
+            table.add_row(label, metric_text(metric, summary.metrics[metric]))
     console.print(table)
     # URLs stay on one line whatever the terminal width: a wrapped URL cannot be clicked.
     lines = {

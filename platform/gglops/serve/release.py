@@ -1,6 +1,6 @@
 """A released version's ONNX bytes from S3, verified against its manifest's sha256.
 
-The release layout is the one `gglops promote` writes (`registry.RELEASE_PREFIX`):
+The release layout is the one `gglops promote` writes (`release.RELEASE_PREFIX`):
 `model.onnx`, then `manifest.json` last, so a manifest means a complete upload; a model
 file whose hash differs from the manifest's was changed after release and is refused.
 """
@@ -40,7 +40,7 @@ def alias_version(settings: Settings, alias: str) -> str:
 
 def fetch_verified(settings: Settings, version: str) -> VerifiedArtifact:
     """model.onnx of `version`, if its sha256 matches manifest.json (`ArtifactRefusedError`)."""
-    from gglops.registry import RELEASE_PREFIX
+    from gglops.release import RELEASE_PREFIX
     from gglops.storage import ArtifactStore, ObjectMissingError
 
     store = ArtifactStore(settings)

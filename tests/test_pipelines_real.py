@@ -1,10 +1,11 @@
-"""End to end: each real-dataset pipeline (`pipelines/<dataset>/dvc.yaml`) passes every stage.
+"""End to end: each real-dataset pipeline (`pipelines/<dataset>/`, a DVC subrepo) passes
+every stage, and the default pipeline's `dvc status` does not see it.
 
 The real datasets cannot be downloaded here, so each test writes synthetic data in that
 dataset's published layout where the pipeline expects it (`data/raw/<dataset>`, as after
-`dvc add`), copies the pipeline into a scratch git + DVC project at the same relative place,
-shrinks its params (tiny images, width 0.25, one epoch, CPU, gates open) and runs
-`dvc repro pipelines/<dataset>/dvc.yaml` against the real S3 and MLflow server.
+`dvc add`), copies the subrepo into a scratch git + DVC project at the same relative place,
+shrinks its params (tiny images, width 0.25, one epoch, CPU, gates open) and runs `dvc repro`
+in the subrepo's folder against the real S3 and MLflow server.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def _place(project: Path, dataset: str) -> Path:
     """The pipeline with shrunk params, and synthetic data where it expects the dataset."""
     source = ROOT / "pipelines" / dataset
     pipeline = project / "pipelines" / dataset
-    pipeline.mkdir(parents=True)
-    shutil.copy(source / "dvc.yaml", pipeline / "dvc.yaml")
+    shutil.copytree(
+        source, pipeline, ignore=shutil.ignore_patterns("params.yaml", "dvc.lock", "tmp")
+    )
     shrunk = merge(load_params(source / "params.yaml").model_dump(mode="json"), TINY)
     (pipeline / "params.yaml").write_text(yaml.safe_dump(shrunk, sort_keys=False))
     root = (pipeline / shrunk["data"]["root"]).resolve()
@@ -84,17 +86,16 @@ def test_real_dataset_pipeline_passes_every_stage(
         "GGLOPS_REGISTERED_MODEL": model,
     }
     t0 = time.monotonic()
-    done = run(
-        [str(BIN / "dvc"), "repro", f"pipelines/{dataset}/dvc.yaml"], project, env, timeout=600
-    )
+    done = run([str(BIN / "dvc"), "repro"], pipeline, env, timeout=600)
     took = time.monotonic() - t0
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
-    ran = {
-        line.split("'")[1].rpartition(":")[2]  # 'pipelines/<dataset>/dvc.yaml:<stage>'
-        for line in done.stdout.splitlines()
-        if "Running stage" in line
-    }
+    ran = {line.split("'")[1] for line in done.stdout.splitlines() if "Running stage" in line}
     assert ran == set(STAGES), done.stdout
+    # The subrepo is its own project: the repo root's DVC does not collect its stages.
+    root_stages = run([str(BIN / "dvc"), "stage", "list", "-R", "."], project, env)
+    assert root_stages.returncode == 0 and "validate" not in root_stages.stdout, root_stages
+    status = run([str(BIN / "dvc"), "status", "-q"], pipeline, env)
+    assert status.returncode == 0, status.stdout + status.stderr
 
     metrics = json.loads((pipeline / "metrics.json").read_text())
     assert metrics["eval_protocol"] == "resized" and metrics["eval_size"] == 32

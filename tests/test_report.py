@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+from pipeline_tools import ink_fraction, screenshot
 from test_registry import calibrated_model, logged_run
 
 from gglops.report import (
+    PANEL,
     Bullets,
     Figure,
     Section,
     Table,
     Text,
+    comparison,
     published_row,
     render_html,
     render_markdown,
+    target_window,
 )
 from gglops.settings import load_settings
 
@@ -67,9 +75,12 @@ def test_report_of_a_registered_version(stack_env, synth_data, tmp_path, monkeyp
     run_id = logged_run(stack_env.mlflow_uri, synth_data, net, tmp_path)
     version = register_run(run_id, load_settings()).version
 
-    code, out = gglops_cli(["report", version, "--out", str(tmp_path / "report")])
+    code, out = gglops_cli(["report", "candidate", "--out", str(tmp_path / "report")])
     assert code == 0, out
     folder = tmp_path / "report"
+    assert f"wrote {folder / 'report.md'} and {folder / 'report.html'}" in " ".join(out.split())
+    text = (folder / "report.md").read_text()
+    assert f"version {version}" in text.splitlines()[0]  # the alias resolved to the version
     text, page = (folder / "report.md").read_text(), (folder / "report.html").read_text()
     assert re.findall(r"^## (.*)$", text, re.M) == list(SECTIONS)
     assert re.findall(r"<h2>(.*?)</h2>", page) == list(SECTIONS)
@@ -87,6 +98,33 @@ def test_report_of_a_registered_version(stack_env, synth_data, tmp_path, monkeyp
     assert "| train.lr | `0.0001` |" in text and "<td>train.lr</td>" in page
     assert "| this model (v" in text and "GGL-Net published (NUAA-SIRST 341:86)" not in text
     assert (folder / "pr_curve.png").stat().st_size > 1000 and 'src="pr_curve.png"' in page
-    overlays = sorted(p.name for p in (folder / "overlays").glob("*_overlay.png"))
-    assert len(overlays) == 3 and all(f"(overlays/{o})" in text for o in overlays)
-    assert all(f'src="overlays/{o}"' in page for o in overlays)
+    overlays = sorted((folder / "overlays").glob("*.png"))
+    assert len(overlays) == 3 and all(f"(overlays/{o.name})" in text for o in overlays)
+    assert all(f'src="overlays/{o.name}"' in page for o in overlays)
+    for overlay in overlays:  # two panels, truth and prediction, each enlarged to ≥ PANEL px
+        with Image.open(overlay) as img:
+            assert img.height >= PANEL and img.width >= 2 * PANEL
+        assert f"`{overlay.stem}`: ground truth" in text
+    assert "Fa" in text and re.search(r"\| \d+\.\d\de-6 \|", text), text
+
+    shots = Path(os.environ.get("GGLOPS_SHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    shot = screenshot(folder / "report.html", shots / "report.png", size="1200,2600")
+    assert ink_fraction(shot) > 0.05  # text, tables, the PR curve and the overlays drawn
+
+
+def test_overlay_enlarges_a_window_around_the_targets() -> None:
+    truth = np.zeros((512, 512), dtype=np.uint8)
+    truth[300:303, 400:403] = 1  # a 3x3 target
+    pred = np.zeros_like(truth, dtype=bool)
+    pred[301:304, 401:404] = True
+    x0, y0, x1, y1 = target_window(truth)
+    assert (x1 - x0, y1 - y0) == (96, 96) and x0 <= 400 and x1 >= 403 and y0 <= 300 and y1 >= 303
+    assert target_window(truth[:64, :64]) == (0, 0, 64, 64)  # small images: whole
+    image = np.full((3, 512, 512), 0.2, dtype=np.float32)
+    panel = np.asarray(comparison(image, truth, pred))
+    assert panel.shape[0] >= PANEL and panel.shape[1] >= 2 * PANEL
+    left, right = panel[:, : panel.shape[1] // 2], panel[:, panel.shape[1] // 2 :]
+    green = (left[..., 1] > 200) & (left[..., 0] < 100)
+    red = (right[..., 0] > 200) & (right[..., 1] < 100)
+    assert green.sum() > 50 and red.sum() > 50  # each side's box drawn in its colour

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
+from gglops.metrics import fa_text
 from gglops.params import GateParams
 
 
@@ -53,7 +54,7 @@ def _floor(metric: str, value: float, bound: float) -> GateCheck:
 def _ceiling(metric: str, value: float, bound: float) -> GateCheck:
     ok = value <= bound
     sign = "≤" if ok else ">"
-    shown = f"{value * 1e6:.2f}e-6 {sign} {bound * 1e6:.2f}e-6"
+    shown = f"{fa_text(value)} {sign} {fa_text(bound)}"
     return GateCheck(name=f"max_{metric}", passed=ok, detail=f"{metric} {shown}")
 
 

@@ -18,15 +18,27 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from gglops.data.layouts import Sample
 from gglops.data.manifest import DataManifest
 from gglops.evaluate import EvalResult, Evaluation
-from gglops.predict import Prediction
+from gglops.inference import ProbFn
+from gglops.metrics import fa_text
 from gglops.settings import Settings
 
 N_OVERLAYS = 3
+# Overlays: a window of at most CROP px around the targets, enlarged (nearest, so pixels stay
+# pixels) until its shorter side reaches PANEL px: a 3-pixel target is then ~20 px wide.
+CROP, PANEL = 96, 320
+BOX_GAP = 4  # px between a target and its box, in the enlarged panel
+RGB = tuple[int, int, int]
+Window = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+TRUTH_COLOUR: RGB = (48, 220, 48)
+PRED_COLOUR: RGB = (255, 48, 48)
 METRICS_TITLE = "Metrics (test split)"
 PR_PNG = "pr_curve.png"
 MANIFEST_JSON = "data_manifest.json"
@@ -42,7 +54,7 @@ METRIC_DEFINITIONS = (
     "**Fa**: pixels of predicted components that matched no true target, divided by all "
     "pixels of the split as evaluated: at the images' true sizes under the `original` protocol "
     "(BasicIRSTD's convention), at data.image_size² per image under `resized` (MSDA-Net's); "
-    "DNANet divides by 256×256×N. Shown ×10⁻⁶.",
+    "DNANet divides by 256×256×N. Shown ×10⁻⁶ (`43.12e-6`).",
     "Threshold 0.5 on the output probabilities.",
 )
 
@@ -106,8 +118,19 @@ class VersionInfo(BaseModel):
 
 
 @dataclass(frozen=True)
+class Overlay:
+    """One test image's panel: ground truth (green boxes) beside the prediction (red)."""
+
+    path: Path
+    stem: str
+    truth: int  # targets in the ground truth
+    predicted: int  # targets in the prediction
+
+
+@dataclass(frozen=True)
 class WrittenReport:
     markdown: Path
+    html: Path
     summary: str  # the metrics section as Markdown: ours next to the published numbers
 
 
@@ -270,7 +293,6 @@ def write_report(ref: str, out: Path, settings: Settings) -> WrittenReport:
     from gglops.data.layouts import resolve_layout
     from gglops.data.manifest import manifest_of
     from gglops.evaluate import evaluate_samples, prob_fn_for, result_of
-    from gglops.predict import predict_one
     from gglops.registry import recorded_split
     from gglops.tracking import download_model_bundle
 
@@ -283,7 +305,7 @@ def write_report(ref: str, out: Path, settings: Settings) -> WrittenReport:
         bundle = download_model_bundle(uri, settings.mlflow_tracking_uri, Path(tmp))
         fn = prob_fn_for(bundle)
         evaluation = evaluate_samples(fn, index.test, data.eval_size)
-        overlays = [predict_one(fn, s.image, out / "overlays") for s in index.test[:N_OVERLAYS]]
+        overlays = write_overlays(fn, index.test, out / "overlays")
     result = result_of(evaluation, index, uri, data.eval_size)
     manifest = manifest_of(index)
     _plot_pr(evaluation, out / PR_PNG)
@@ -293,7 +315,83 @@ def write_report(ref: str, out: Path, settings: Settings) -> WrittenReport:
     _write_atomic(out / "report.html", render_html(title, sections))
     _write_atomic(out / "report.md", render_markdown(title, sections))
     metrics = next(s for s in sections if s.title == METRICS_TITLE)
-    return WrittenReport(out / "report.md", render_markdown(title, [metrics]))
+    return WrittenReport(out / "report.md", out / "report.html", render_markdown(title, [metrics]))
+
+
+# --- overlays ----------------------------------------------------------------------------------
+
+
+def target_window(truth: np.ndarray, size: int = CROP) -> Window:
+    """(x0, y0, x1, y1), at most `size` px a side, centred on the ground truth's targets (the
+    whole image when it is small enough or has none)."""
+    h, w = truth.shape
+    ys, xs = np.nonzero(truth)
+    if max(h, w) <= size or ys.size == 0:
+        return 0, 0, w, h
+    cy, cx = (int(ys.min() + ys.max()) // 2, int(xs.min() + xs.max()) // 2)
+    y0 = min(max(cy - size // 2, 0), max(h - size, 0))
+    x0 = min(max(cx - size // 2, 0), max(w - size, 0))
+    return x0, y0, min(x0 + size, w), min(y0 + size, h)
+
+
+def _panel(image: np.ndarray, mask: np.ndarray, window: Window, colour: RGB, label: str) -> Any:
+    """The window of `image`, enlarged with nearest, each component of `mask` boxed."""
+    from PIL import Image, ImageDraw
+
+    from gglops.predict import target_boxes
+
+    x0, y0, x1, y1 = window
+    crop = np.clip(image[:, y0:y1, x0:x1].transpose(1, 2, 0), 0, 1)
+    scale = max(1, -(-PANEL // min(crop.shape[:2])))  # ceil: the shorter side ≥ PANEL
+    rgb = Image.fromarray((crop * 255).astype(np.uint8))
+    rgb = rgb.resize((rgb.width * scale, rgb.height * scale), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(rgb)
+    for bx0, by0, bx1, by1 in target_boxes(mask[y0:y1, x0:x1]):
+        box = (bx0 * scale - BOX_GAP, by0 * scale - BOX_GAP)
+        draw.rectangle((*box, (bx1 + 1) * scale + BOX_GAP, (by1 + 1) * scale + BOX_GAP),
+                       outline=colour, width=2)  # fmt: skip
+    draw.text((6, 4), label, fill=colour)
+    return rgb
+
+
+def comparison(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> Any:
+    """Ground truth (left) and prediction (right) on the same enlarged window of the image."""
+    from PIL import Image
+
+    window = target_window(truth)
+    left = _panel(image, truth, window, TRUTH_COLOUR, "ground truth")
+    right = _panel(image, pred, window, PRED_COLOUR, "prediction")
+    both = Image.new("RGB", (left.width + right.width + 8, left.height), (255, 255, 255))
+    both.paste(left, (0, 0))
+    both.paste(right, (left.width + 8, 0))
+    return both
+
+
+def write_overlays(fn: ProbFn, samples: list[Sample], folder: Path) -> list[Overlay]:
+    """`<stem>.png` panels for the first N_OVERLAYS test images that hold a target."""
+    from gglops.data.io import read_image, read_mask
+    from gglops.inference import predict_probs
+    from gglops.metrics import THRESHOLD
+    from gglops.predict import target_boxes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Overlay] = []
+    for sample in samples:
+        truth = read_mask(sample.mask)
+        if not truth.any():
+            continue
+        image = read_image(sample.image)
+        pred = predict_probs(fn, image) > THRESHOLD
+        path = folder / f"{sample.stem}.png"
+        tmp = path.with_name(f".{path.name}.tmp")
+        comparison(image, truth, pred).save(tmp, format="PNG")
+        tmp.replace(path)
+        written.append(
+            Overlay(path, sample.stem, len(target_boxes(truth)), len(target_boxes(pred)))
+        )
+        if len(written) == N_OVERLAYS:
+            break
+    return written
 
 
 # --- the sections ----------------------------------------------------------------------------
@@ -372,35 +470,44 @@ def _metrics(result: EvalResult, info: VersionInfo) -> Section:
             f"this model (v{info.version}), `{result.eval_protocol}` protocol "
             f"({result.resolution})",
             *(f"{v:.3f}" for v in (result.miou, result.niou, result.pd)),
-            f"{result.fa_per_million:.2f}",
+            fa_text(result.fa),
         )
     ]
     blocks: list[Block] = [Text(f"Fa denominator: {result.fa_denominator}.")]
     dataset = info.tags.get("dataset", "").lower()
     row = published_row(dataset, result.split)
     if row is not None:
-        label, *values = row
+        label, miou, niou, pd, fa_e6 = row
         size = PUBLISHED_SIZE[dataset]
         rows.append(
             (
                 f"GGL-Net published ({label}), `resized` protocol ({size}x{size})",
-                *(f"{v:g}" for v in values),
+                *(f"{v:.3f}" for v in (miou, niou, pd)),
+                fa_text(fa_e6 * 1e-6),
             )
         )
         blocks.append(Text(_comparability(result, size)))
-    head = ("model", "mIoU", "nIoU", "Pd", "Fa (×10⁻⁶)")
+    head = ("model", "mIoU", "nIoU", "Pd", "Fa")
     counts = Text(f"{result.n_images} test images, {result.n_targets} targets.")
     return Section(METRICS_TITLE, (Table(head, tuple(rows)), counts, *blocks))
 
 
 def build_sections(
-    info: VersionInfo, result: EvalResult, manifest: DataManifest, overlays: list[Prediction]
+    info: VersionInfo, result: EvalResult, manifest: DataManifest, overlays: list[Overlay]
 ) -> list[Section]:
     figures = tuple(
-        Figure(f"overlays/{p.overlay.name}", p.image.stem, f"({p.targets} target(s))")
-        for p in overlays
+        Figure(
+            f"overlays/{o.path.name}",
+            o.stem,
+            f"`{o.stem}`: ground truth {o.truth} target(s), green; prediction {o.predicted}, red",
+        )
+        for o in overlays
     )
     params = _kv_table(sorted(info.params.items()), key="param")
+    overlay_note = Text(
+        "Test images with targets, ground truth beside the prediction, enlarged (nearest "
+        f"neighbour) and cropped to at most {CROP}×{CROP} px around the targets."
+    )
     return [
         _lineage(info),
         _reproducibility(info),
@@ -409,6 +516,6 @@ def build_sections(
         Section("Metric definitions", (Bullets(METRIC_DEFINITIONS),)),
         _metrics(result, info),
         Section("Precision/recall curve", (Figure(PR_PNG, "PR curve"),)),
-        Section("Example overlays", figures),
+        Section("Example overlays", (overlay_note, *figures)),
         Section("Parameters (from the training run)", (params,)),
     ]

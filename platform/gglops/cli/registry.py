@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gglops.cli.common import OutOpt, ParamsOpt, SetOpt, write_json
+
+if TYPE_CHECKING:
+    from gglops.promotion import PromotionDecision
 
 ModelArg = Annotated[
     str, typer.Argument(help="Checkpoint dir, models:/gglnet@alias, runs:/ID/model or .onnx file.")
@@ -63,20 +66,50 @@ def promote(
     params: ParamsOpt = Path("params.yaml"),
     set_: SetOpt = None,
     out: Annotated[Path | None, typer.Option("--out", help="Decision JSON.")] = None,
+    record: Annotated[
+        Path | None,
+        typer.Option(
+            "--record",
+            help="Pipeline mode (dvc.yaml): write the decision as DVC metrics here and exit 0 "
+            "when a gate says no.",
+        ),
+    ] = None,
 ) -> int:
-    """Gate the candidate against floors and the champion; on pass export ONNX and move aliases."""
+    """Gate the candidate against floors and the champion; on pass export ONNX and move aliases.
+
+    Exit 1 when a gate says no, unless --record: a pipeline records the decision (a metric
+    that `dvc exp show` lists) instead of failing its stage."""
     from gglops.params import resolve
-    from gglops.registry import promote_version
+    from gglops.promotion import promote_version
     from gglops.settings import load_settings
 
     decision = promote_version(version, load_settings(), resolve(params, sets=set_), data_root=data)
     write_json(out, decision.model_dump(mode="json"))
+    if record is not None:
+        write_json(record, decision_metrics(decision))
+        return 0
     return 0 if decision.passed else 1
+
+
+def decision_metrics(decision: PromotionDecision) -> dict[str, Any]:
+    """The decision as DVC metrics: scalars DVC tabulates (promoted, version, each gate), and
+    the reasons, a list DVC leaves out of its tables but keeps in the file."""
+    return {
+        "promoted": decision.passed,
+        "version": _number(decision.version),
+        "champion_version": _number(decision.champion_version),
+        "gates": {check.name: check.passed for check in decision.checks},
+        "reasons": decision.reasons,
+    }
+
+
+def _number(version: str | None) -> int | str | None:
+    return int(version) if version is not None and version.isdigit() else version
 
 
 def rollback() -> None:
     """Move `champion` back to `previous`."""
-    from gglops.registry import rollback_champion
+    from gglops.promotion import rollback_champion
     from gglops.settings import load_settings
 
     rollback_champion(load_settings())
@@ -130,12 +163,13 @@ def report(
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for the report.")],
 ) -> None:
-    """Reproducibility report of a registered version; prints its metrics table."""
+    """Reproducibility report of a registered version; prints its metrics table and where it
+    wrote report.md and report.html."""
     from gglops.report import write_report
     from gglops.settings import load_settings
 
     written = write_report(version, out, load_settings())
-    typer.echo(f"{written.markdown}\n\n{written.summary}", nl=False)
+    typer.echo(f"{written.summary}\nwrote {written.markdown} and {written.html}")
 
 
 def register(app: typer.Typer) -> None:

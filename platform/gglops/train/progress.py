@@ -3,21 +3,32 @@ log forwarding) and a final rich table of the run's epochs."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
 
+from gglops.metrics import fa_text
 from gglops.train.config import EpochRecord
 
-FA_SCALE = 1e6  # Fa is reported ×10⁻⁶, as in the IRSTD literature
+
+def echo(line: str) -> None:
+    """Print one line from a Ray Train worker, once.
+
+    Ray Train V2 replaces `print` in its workers: the text goes to the root logger, and also
+    to the original print when sys.stdout is wrapped (as it is there), so every line reached
+    the driver twice. Writing to the process's own stdout bypasses both."""
+    stream = sys.__stdout__ or sys.stdout
+    stream.write(line + "\n")
+    stream.flush()
 
 
 def epoch_line(record: EpochRecord, epochs: int) -> str:
     return (
         f"[gglops] epoch {record.epoch + 1}/{epochs}  loss {record.train_loss:.4f}  "
         f"mIoU {record.val_miou:.4f}  nIoU {record.val_niou:.4f}  Pd {record.val_pd:.3f}  "
-        f"Fa {record.val_fa * FA_SCALE:.1f}e-6  {record.images_per_s:.1f} img/s"
+        f"Fa {fa_text(record.val_fa)}  {record.images_per_s:.1f} img/s"
     )
 
 
@@ -25,7 +36,7 @@ def history_table(
     history: Sequence[EpochRecord], best_epoch: int | None, evaluated: str = "original size"
 ) -> Table:
     table = Table(title=f"GGL-Net training (validation on the test split, {evaluated})")
-    for name in ("epoch", "train loss", "mIoU", "nIoU", "Pd", "Fa ×1e-6", "img/s", "s"):
+    for name in ("epoch", "train loss", "mIoU", "nIoU", "Pd", "Fa", "img/s", "s"):
         table.add_column(name, justify="right")
     for r in history:
         style = "bold green" if r.epoch == best_epoch else None
@@ -35,7 +46,7 @@ def history_table(
             f"{r.val_miou:.4f}",
             f"{r.val_niou:.4f}",
             f"{r.val_pd:.3f}",
-            f"{r.val_fa * FA_SCALE:.1f}",
+            fa_text(r.val_fa),
             f"{r.images_per_s:.1f}",
             f"{r.epoch_s:.1f}",
             style=style,

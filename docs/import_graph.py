@@ -96,11 +96,16 @@ class Graph:
 
 def build() -> Graph:
     graph = Graph()
-    for package, root in SOURCES.items():
-        for path in sorted(root.rglob("*.py")):
-            module = module_name(package, root, path)
-            tree = ast.parse(path.read_text(), filename=str(path))
-            for target in imported(tree, module, path.name == "__init__.py"):
+    files = [
+        (package, root, path) for package, root in SOURCES.items() for path in root.rglob("*.py")
+    ]
+    modules = {module_name(package, root, path) for package, root, path in files}
+    known = {component(m) for m in modules}  # `from gglops import __version__` is no module
+    for package, root, path in sorted(files):
+        module = module_name(package, root, path)
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for target in imported(tree, module, path.name == "__init__.py"):
+            if component(target) in known:
                 graph.add(module, target)
     return graph
 

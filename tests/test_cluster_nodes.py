@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.training import tiny_params
+from helpers.waiting import wait_for
 from mlflow.tracking import MlflowClient
-from test_train import tiny_params
-from test_train_faults import wait_for
 
 from gglops.settings import Settings
 from gglops.train import TrainRequest, run_training

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_registry import calibrated_model
+from helpers.registry import calibrated_model
 
 from gglops.data.dataset import EvalDataset
 from gglops.data.layouts import resolve_layout

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_registry import calibrated_model
+from helpers.registry import calibrated_model
 
 from gglops.evaluate import PR_THRESHOLDS, SIZE_BINS, evaluate_model
 from gglops.export import build_artifact, split_images

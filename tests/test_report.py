@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.registry import calibrated_model, logged_run
 from PIL import Image
 from pipeline_tools import ink_fraction, screenshot
-from test_registry import calibrated_model, logged_run
 
 from gglops.report import (
     PANEL,

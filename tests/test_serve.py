@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 import requests
 import yaml
+from helpers.registry import OPEN_GATES, calibrated_model, logged_run
 from mlflow.tracking import MlflowClient
 from PIL import Image
-from test_registry import OPEN_GATES, calibrated_model, logged_run
 
 from gglops.predict import predict_one, target_boxes
 from gglops.promotion import promote_version

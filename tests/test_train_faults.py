@@ -23,6 +23,7 @@ from typing import ClassVar
 import pyarrow.fs as pafs
 import pytest
 import torch
+from helpers.waiting import wait_for
 from mlflow.tracking import MlflowClient
 
 from gglops.modelio import load_bundle
@@ -62,15 +63,6 @@ def error_line(out: str) -> str:
 
 def epoch_dirs(run_root: Path) -> list[Path]:
     return sorted(run_root.glob("*/epoch-*"))
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, stop: threading.Event) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not stop.is_set():
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @contextmanager

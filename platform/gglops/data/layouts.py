@@ -41,8 +41,6 @@ class DatasetIndex:
 @dataclass(frozen=True)
 class LayoutSpec:
     detect: Callable[[Path], bool]
-    splits: Callable[[Path], list[str]]  # named splits found on disk ([] if the layout has none)
-    default_split: str | None
     read: Callable[[Path, str | None], DatasetIndex]
 
 
@@ -259,32 +257,22 @@ def _msda_read(root: Path, split: str | None) -> DatasetIndex:
 LAYOUTS: dict[str, LayoutSpec] = {
     "nuaa-sirst": LayoutSpec(
         detect=lambda r: _has_dirs(r, "images", "masks") and bool(_nuaa_splits(r)),
-        splits=_nuaa_splits,
-        default_split="idx_427",
         read=_nuaa_read,
     ),
     "irstd-1k": LayoutSpec(
         detect=lambda r: _has_dirs(r, "IRSTD1k_Img", "IRSTD1k_Label"),
-        splits=lambda r: [],
-        default_split=None,
         read=_irstd_read,
     ),
     "basicirstd": LayoutSpec(
         detect=lambda r: _has_dirs(r, "images", "masks") and bool(_basic_splits(r)),
-        splits=_basic_splits,
-        default_split=None,
         read=_basic_read,
     ),
     "dnanet": LayoutSpec(
         detect=lambda r: _has_dirs(r, "images", "masks") and bool(_dnanet_splits(r)),
-        splits=_dnanet_splits,
-        default_split="50_50",
         read=_dnanet_read,
     ),
     "msda-net": LayoutSpec(
         detect=lambda r: _has_dirs(r, "train/image", "train/mask", "test/image"),
-        splits=lambda r: [],
-        default_split=None,
         read=_msda_read,
     ),
 }

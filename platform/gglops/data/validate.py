@@ -25,8 +25,7 @@ from scipy import ndimage
 from gglops.data.io import image_array, mask_array, open_image
 from gglops.data.layouts import DatasetIndex, Sample, resolve_layout
 from gglops.errors import DataError
-
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)  # as the metrics count targets
+from gglops.metrics import EIGHT_CONNECTED
 
 
 @dataclass(frozen=True)

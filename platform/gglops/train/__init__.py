@@ -1,7 +1,6 @@
 """Ray Train V2 training of GGL-Net: `run_training` (driver) and `build_trainer` (reused by
 `gglops tune`). Importing this package pulls in ray and torch: the CLI does it lazily."""
 
-from gglops.train.cluster import check_capacity, connect_ray
 from gglops.train.config import EpochRecord, FaultSpec, LoopConfig, WorkerSummary
 from gglops.train.runner import TrainRequest, TrainResult, run_training
 from gglops.train.storage import Storage, resolve_storage
@@ -16,8 +15,6 @@ __all__ = [
     "TrainResult",
     "WorkerSummary",
     "build_trainer",
-    "check_capacity",
-    "connect_ray",
     "resolve_storage",
     "run_training",
 ]

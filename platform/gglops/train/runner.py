@@ -14,9 +14,9 @@ from rich.console import Console
 from gglops import tracking
 from gglops.errors import DataError, UsageError
 from gglops.params import Params
+from gglops.raycluster import check_capacity, connect_ray
 from gglops.settings import Settings
 from gglops.train.checkpointing import checkpoint_bytes
-from gglops.train.cluster import check_capacity, connect_ray
 from gglops.train.config import EpochRecord, FaultSpec, WorkerSummary
 from gglops.train.progress import print_summary
 from gglops.train.storage import (

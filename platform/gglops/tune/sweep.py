@@ -22,8 +22,8 @@ from gglops import tracking
 from gglops.errors import CheckError, DataError, GGLOpsError, UsageError
 from gglops.files import atomic_write
 from gglops.params import Params, SearchDim
+from gglops.raycluster import check_capacity, connect_ray
 from gglops.settings import Settings
-from gglops.train.cluster import check_capacity, connect_ray
 from gglops.train.storage import (
     Storage,
     check_writable,

@@ -1,4 +1,4 @@
-"""Connecting to Ray (one function, shared with `gglops tune`) and checking its capacity."""
+"""Connecting to Ray (one function for train, tune and serve) and checking its capacity."""
 
 from __future__ import annotations
 

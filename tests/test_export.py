@@ -60,5 +60,10 @@ def test_export_cli_to_s3(stack_env, net, tmp_path, gglops_cli) -> None:
     code, out = gglops_cli(["export", str(bundle), "--out", url])
     assert code == 0, out
     assert "parity max abs diff" in out
-    stored = ArtifactStore(load_settings()).sha256(S3Url.parse(url).key)
+    store = ArtifactStore(load_settings())
+    stored = store.sha256(S3Url.parse(url).key)
     assert stored in out  # the sha256 printed is the stored object's
+    manifest = store.get_json(S3Url.parse(url).key.replace("model.onnx", "manifest.json"))
+    assert manifest["sha256"] == stored  # the one way to S3: model, then its manifest
+    code, again = gglops_cli(["export", str(bundle), "--out", url])
+    assert code == 0 and stored in again  # the same model again: a no-op, not a second copy

@@ -112,6 +112,12 @@ def test_report_of_a_registered_version(stack_env, synth_data, tmp_path, monkeyp
     shot = screenshot(folder / "report.html", shots / "report.png", size="1200,2600")
     assert ink_fraction(shot) > 0.05  # text, tables, the PR curve and the overlays drawn
 
+    from gglops import tracking  # the run keeps the report beside its evaluation artifacts
+
+    logged = tracking.client(stack_env.mlflow_uri).list_artifacts(run_id, "evaluation/report")
+    names = {Path(f.path).name for f in logged}
+    assert {"report.md", "report.html", "overlays"} <= names, names
+
 
 def test_overlay_enlarges_a_window_around_the_targets() -> None:
     truth = np.zeros((512, 512), dtype=np.uint8)

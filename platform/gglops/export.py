@@ -207,24 +207,23 @@ def log_onnx(tracking_uri: str, run_id: str, path: Path) -> str:
     return f"runs:/{run_id}/{ONNX_ARTIFACT_DIR}/model.onnx"
 
 
-def export_model(ref: str, out: str, settings: Any, data_root: Path | None = None) -> OnnxArtifact:
-    """`gglops export`: MODEL → ONNX at a local path or an s3:// URI, parity checked."""
+def export_inputs(
+    ref: str, settings: Any, data_root: Path | None = None
+) -> tuple[Any, list[np.ndarray] | None, str]:
+    """The model behind MODEL and the images its parity is checked on (test split or synthetic)."""
     from gglops.modelio import load_bundle
     from gglops.modelref import resolve
 
     model_ref = resolve(ref, settings.mlflow_tracking_uri)
     if model_ref.kind == "onnx":
         raise UsageError(f"{ref}: already an ONNX file; export takes a checkpoint or MLflow model")
-    model = load_bundle(model_ref.path)
-    images, source = None, "synthetic inputs"
-    if data_root is not None:
-        images, source = split_images(data_root), f"test split of {data_root}"
-    if not out.startswith("s3://"):
-        return build_artifact(model, Path(out), images, source)
-    from gglops.storage import ArtifactStore, S3Url
+    if data_root is None:
+        return load_bundle(model_ref.path), None, "synthetic inputs"
+    return load_bundle(model_ref.path), split_images(data_root), f"test split of {data_root}"
 
-    url = S3Url.parse(out)
-    with tempfile.TemporaryDirectory() as tmp:
-        artifact = build_artifact(model, Path(tmp) / "model.onnx", images, source)
-        ArtifactStore(settings, url.bucket).put_file(url.key, artifact.path)
-    return artifact.model_copy(update={"path": Path(out)})
+
+def export_model(ref: str, out: Path, settings: Any, data_root: Path | None = None) -> OnnxArtifact:
+    """`gglops export MODEL --out FILE`: ONNX on local disk, parity checked. An s3:// target
+    goes through `gglops.release.export_to_s3` (the one way to S3: model, then manifest)."""
+    model, images, source = export_inputs(ref, settings, data_root)
+    return build_artifact(model, out, images, source)

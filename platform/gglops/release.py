@@ -8,13 +8,14 @@ existing manifest with the same sha256 makes a re-release a no-op, a different o
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from gglops.errors import ServiceError
+from gglops.errors import ServiceError, UsageError
 from gglops.export import OnnxArtifact
 from gglops.registry import (
     DATA_PARAMS,
@@ -162,3 +163,30 @@ def release_version(version: str, settings: Settings, data_root: Path | None = N
     with tempfile.TemporaryDirectory(prefix="gglops-release-") as tmp:
         bundle = reg.download(version, Path(tmp))
         return publish_release(reg, store, version, bundle, data, metrics)
+
+
+def export_to_s3(ref: str, url: str, settings: Settings, data_root: Path | None = None) -> Any:
+    """`gglops export MODEL --out s3://BUCKET/PREFIX/model.onnx`: the export, then `publish`
+    (verified model.onnx, then a manifest.json beside it; an existing different model there is
+    refused, the same one is a no-op). Returns the OnnxArtifact with the S3 URL as its path."""
+    from gglops.export import build_artifact, export_inputs
+    from gglops.storage import S3Url
+
+    target = S3Url.parse(url)
+    prefix, _, name = target.key.rpartition("/")
+    if name != "model.onnx" or not prefix:
+        raise UsageError(f"--out {url}: name the file s3://BUCKET/PREFIX/model.onnx (a release "
+                         "folder holds model.onnx and manifest.json)")  # fmt: skip
+    model, images, source = export_inputs(ref, settings, data_root)
+    with tempfile.TemporaryDirectory(prefix="gglops-export-") as tmp:
+        artifact = build_artifact(model, Path(tmp) / "model.onnx", images, source)
+        manifest = {
+            **artifact.model_dump(mode="json", exclude={"path"}),
+            "model": ref,
+            "created_at": now(),
+        }
+        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        publish(
+            ArtifactStore(settings, target.bucket), prefix, artifact.path, artifact.sha256, body
+        )
+    return artifact.model_copy(update={"path": Path(url)})

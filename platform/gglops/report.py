@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from gglops.data.layouts import Sample
 from gglops.data.manifest import DataManifest
 from gglops.evaluate import EvalResult, Evaluation
+from gglops.files import atomic_write
 from gglops.inference import ProbFn
 from gglops.metrics import fa_text
 from gglops.settings import Settings
@@ -281,20 +282,14 @@ def _plot_pr(evaluation: Evaluation, path: Path) -> None:
     plt.close(fig)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_report(ref: str, out: Path, settings: Settings) -> WrittenReport:
     """Write `out/report.md` and `out/report.html` (+ PR curve, overlays, data manifest) for
     `ref`: a version number, an alias or `models:/NAME@ALIAS` (see `resolve_version`)."""
+    from gglops import tracking
     from gglops.data.layouts import resolve_layout
     from gglops.data.manifest import manifest_of
     from gglops.evaluate import evaluate_samples, prob_fn_for, result_of
-    from gglops.registry import recorded_split
-    from gglops.tracking import download_model_bundle
+    from gglops.registry import EVAL_ARTIFACTS, recorded_split
 
     info = _version_info(settings, ref)
     data = recorded_split(info.tags, None, info.version)
@@ -302,18 +297,25 @@ def write_report(ref: str, out: Path, settings: Settings) -> WrittenReport:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gglops-report-") as tmp:
         uri = f"models:/{info.name}/{info.version}"
-        bundle = download_model_bundle(uri, settings.mlflow_tracking_uri, Path(tmp))
+        bundle = tracking.download_model_bundle(uri, settings.mlflow_tracking_uri, Path(tmp))
         fn = prob_fn_for(bundle)
         evaluation = evaluate_samples(fn, index.test, data.eval_size)
         overlays = write_overlays(fn, index.test, out / "overlays")
     result = result_of(evaluation, index, uri, data.eval_size)
     manifest = manifest_of(index)
     _plot_pr(evaluation, out / PR_PNG)
-    _write_atomic(out / MANIFEST_JSON, manifest.model_dump_json(indent=2) + "\n")
+    atomic_write(out / MANIFEST_JSON, manifest.model_dump_json(indent=2) + "\n")
     sections = build_sections(info, result, manifest, overlays)
     title = f"Reproducibility report: {info.name} version {info.version}"
-    _write_atomic(out / "report.html", render_html(title, sections))
-    _write_atomic(out / "report.md", render_markdown(title, sections))
+    atomic_write(out / "report.html", render_html(title, sections))
+    atomic_write(out / "report.md", render_markdown(title, sections))
+    # The version's run keeps the report beside its evaluation artifacts (metrics.json, plots).
+    tracking.log_artifacts(
+        settings.mlflow_tracking_uri,
+        info.run_id,
+        [out / "report.md", out / "report.html", out / PR_PNG, out / "overlays"],
+        f"{EVAL_ARTIFACTS}/report",
+    )
     metrics = next(s for s in sections if s.title == METRICS_TITLE)
     return WrittenReport(out / "report.md", out / "report.html", render_markdown(title, [metrics]))
 

@@ -122,9 +122,14 @@ def export(
 ) -> None:
     """Export to ONNX (probabilities out, dynamic N/H/W) and check parity with torch."""
     from gglops.export import export_model
+    from gglops.release import export_to_s3
     from gglops.settings import load_settings
 
-    artifact = export_model(model, out, load_settings(), data_root=data)
+    settings = load_settings()
+    if out.startswith("s3://"):
+        artifact = export_to_s3(model, out, settings, data_root=data)
+    else:
+        artifact = export_model(model, Path(out), settings, data_root=data)
     parity = artifact.parity
     typer.echo(
         f"{artifact.path}: opset {artifact.opset}, sha256 {artifact.sha256}, parity max abs "

@@ -61,11 +61,20 @@ def resolve_storage(settings: Settings, storage_path: str | None = None) -> Stor
 def _s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
     endpoint = urlparse(settings.s3_endpoint_url)
     access, secret = _s3_keys(settings)
+    # Ray pickles the filesystem into Tune's and Train's state on the cluster: there, the nodes'
+    # own AWS_* variables (a Secret, the stack head's env) hold the keys, so they stay out of it
+    # and pyarrow's default chain reads them. A Ray of our own may have started before the
+    # keys were in its env, so it gets them explicitly.
+    on_cluster = settings.ray_address is not None
+    from_env = (access, secret) == (
+        os.environ.get("AWS_ACCESS_KEY_ID"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    )
+    keys = {} if on_cluster and from_env else {"access_key": access, "secret_key": secret}
     return pafs.S3FileSystem(
         endpoint_override=endpoint.netloc,
         scheme=endpoint.scheme or "http",
-        access_key=access,
-        secret_key=secret,
+        **keys,
         region=settings.s3_region,
         connect_timeout=5,
         request_timeout=30,

@@ -165,6 +165,7 @@ def test_env_lets_ray_clients_join_the_head(ray_head) -> None:
     assert f"cpus {ray_head.config.ray_cpus}" in done.stdout
 
 
+@pytest.mark.integration  # starts real services without the shared fixtures
 def test_ray_head_starts_on_a_machine_without_a_ray_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability
 ) -> None:
@@ -261,6 +262,7 @@ def test_up_refuses_bad_ports_before_starting_anything(tmp_path: Path, reliabili
         reliability(f"`stack up` with {case}", f"exit 2 before starting anything; {lines[0]}")
 
 
+@pytest.mark.integration  # starts real services without the shared fixtures
 def test_up_rolls_back_when_a_later_service_fails(tmp_path: Path, reliability) -> None:
     # MLflow cannot start on a corrupt DB file; S3, started by the same `up`, must not be
     # left running behind it.

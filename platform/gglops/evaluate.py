@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gglops.data.layouts import DatasetIndex
 from gglops.errors import DataError
+from gglops.files import atomic_path
 from gglops.inference import ProbFn, predict_probs
 from gglops.metrics import THRESHOLD, IRSTDMetrics
 from gglops.params import EvalProtocol, Params
@@ -256,10 +257,7 @@ def write_plots(evaluation: Evaluation, plots_dir: Path) -> None:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(path)

@@ -6,11 +6,8 @@ The format is in docs/architecture.md. A Ray Train checkpoint directory is a bun
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +15,7 @@ from torch import nn
 
 from gglnet import GGLNet
 from gglops.errors import UsageError
+from gglops.files import atomic_path, atomic_write
 
 WEIGHTS_FILE = "model.pt"
 META_FILE = "model.json"
@@ -47,8 +45,9 @@ def save_bundle(model: nn.Module, directory: str | Path, width_mult: float) -> P
     state = {key: tensor.detach().cpu() for key, tensor in net.state_dict().items()}
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _write_atomically(directory / WEIGHTS_FILE, lambda f: torch.save(state, f))
-    _write_atomically(directory / META_FILE, lambda f: f.write(meta.model_dump_json().encode()))
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        torch.save(state, tmp)
+    atomic_write(directory / META_FILE, meta.model_dump_json())
     return directory
 
 
@@ -104,18 +103,3 @@ def _load_state(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise UsageError(f"{path} holds a {type(state).__name__}, not a state dict")
     return state
-
-
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write through a temporary file in the same directory, fsync, then rename over."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a bundle is not a secret
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

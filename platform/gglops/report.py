@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from gglops.data.layouts import Sample
 from gglops.data.manifest import DataManifest
 from gglops.evaluate import EvalResult, Evaluation
-from gglops.files import atomic_write
+from gglops.files import atomic_path, atomic_write
 from gglops.inference import ProbFn
 from gglops.metrics import fa_text
 from gglops.settings import Settings
@@ -385,9 +385,8 @@ def write_overlays(fn: ProbFn, samples: list[Sample], folder: Path) -> list[Over
         image = read_image(sample.image)
         pred = predict_probs(fn, image) > THRESHOLD
         path = folder / f"{sample.stem}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        comparison(image, truth, pred).save(tmp, format="PNG")
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            comparison(image, truth, pred).save(tmp, format="PNG")
         written.append(
             Overlay(path, sample.stem, len(target_boxes(truth)), len(target_boxes(pred)))
         )

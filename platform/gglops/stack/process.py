@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from gglops.files import atomic_write
+
 
 @dataclass(frozen=True)
 class PidRecord:
@@ -21,9 +23,7 @@ class PidRecord:
     marker: str
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, path: Path) -> PidRecord | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from gglops.files import atomic_write
 from gglops.tracking.client import client, health_problem
 
 SINK_PROBE_TIMEOUT_S = 2.0
@@ -76,10 +77,7 @@ class MetricSink:
         if not self._pending:
             self._file.unlink(missing_ok=True)
             return
-        self._file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_name(f".{self._file.name}.tmp")
-        tmp.write_text("".join(p.model_dump_json() + "\n" for p in self._pending))
-        tmp.replace(self._file)
+        atomic_write(self._file, "".join(p.model_dump_json() + "\n" for p in self._pending))
 
 
 def read_pending(pending_file: Path) -> list[MetricPoint]:

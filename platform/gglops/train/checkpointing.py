@@ -14,7 +14,6 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 import pyarrow.fs as pafs
 import torch
 
+from gglops.files import atomic_path, atomic_write
 from gglops.modelio import load_bundle, save_bundle
 from gglops.tracking import MetricPoint
 from gglops.train.config import EpochRecord
@@ -78,12 +78,13 @@ def save_checkpoint(
         "pending": [p.model_dump() for p in pending],
         "best_val_miou": max((r.val_miou for r in history), default=0.0),
     }
-    _write_atomically(directory / TRAIN_STATE, lambda path: torch.save(state, path))
+    with atomic_path(directory / TRAIN_STATE) as tmp:
+        torch.save(state, tmp)
     files = {
         str(f.relative_to(directory)): {"size": f.stat().st_size, "sha256": _sha256(f)}
         for f in _files(directory)
     }
-    _write_atomically(directory / MANIFEST, lambda path: path.write_text(json.dumps(files)))
+    atomic_write(directory / MANIFEST, json.dumps(files))
 
 
 def _sha256(path: Path) -> str:
@@ -143,12 +144,6 @@ def is_complete(fs: pafs.FileSystem, path: str) -> bool:
 
 def _files(directory: Path) -> list[Path]:
     return [f for f in directory.rglob("*") if f.is_file() and f.name != MANIFEST]
-
-
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 def restore_checkpoint(directory: Path, session: TrainSession, *, restore_rng: bool) -> Restored:

@@ -174,7 +174,7 @@ def test_unknown_report_refs_are_one_line(ref: str, message: str) -> None:
 def test_promote_and_report_evaluate_under_the_recorded_protocol(
     tags: dict[str, str], size: int | None
 ) -> None:
-    from gglops.registry import eval_params, recorded_split
+    from gglops.registry import recorded_split
 
     data = recorded_split({"data_root": "/data", **tags}, None, "1")
-    assert data.eval_size == size and eval_params(data).data.eval_size == size
+    assert data.eval_size == size

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from helpers.registry import calibrated_model
 
+from gglops.data.evalsplit import EvalSplit
 from gglops.evaluate import PR_THRESHOLDS, SIZE_BINS, evaluate_model
-from gglops.export import build_artifact, split_images
+from gglops.export import build_artifact
 from gglops.modelio import save_bundle
 from gglops.params import Params
 
@@ -23,7 +24,7 @@ def bundle_and_onnx(synth_data: Path, tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("eval-model")
     net = calibrated_model(synth_data, seed=5)
     bundle = save_bundle(net, tmp / "bundle", width_mult=0.25)
-    onnx = build_artifact(net, tmp / "model.onnx", split_images(synth_data)).path
+    onnx = build_artifact(net, tmp / "model.onnx", EvalSplit.load(synth_data).originals()).path
     return bundle, onnx
 
 

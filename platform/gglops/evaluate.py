@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from gglops.data.layouts import DatasetIndex
+from gglops.data.evalsplit import EvalSplit
 from gglops.errors import DataError
 from gglops.files import atomic_path
 from gglops.inference import ProbFn, predict_probs
@@ -167,23 +167,20 @@ def check_image_sizes(samples: Sequence, max_pixels: int) -> None:
             )
 
 
-def evaluate_samples(
-    fn: ProbFn, samples: Sequence, size: int | None = None, max_pixels: int | None = None
-) -> Evaluation:
-    """One pass over `samples`, at their own size or (size set) resized to size×size.
+def evaluate_split(fn: ProbFn, test: EvalSplit, max_pixels: int | None = None) -> Evaluation:
+    """One pass of `fn` over `test`, at original size or (test.size set) resized.
 
     At original size, images above `max_pixels` (default: the GGLOPS_MAX_IMAGE_PIXELS
     setting) are refused first; a pass longer than PROGRESS_EVERY_S reports progress."""
-    from gglops.data.dataset import EvalDataset
-
-    if size is None:
+    samples = test.index.test
+    if test.size is None:
         if max_pixels is None:
             from gglops.settings import load_settings
 
             max_pixels = load_settings().max_image_pixels
         check_image_sizes(samples, max_pixels)
     evaluation, start, said = Evaluation(), time.monotonic(), 0.0
-    for i, (image, mask, _stem) in enumerate(EvalDataset(samples, size), start=1):  # type: ignore[var-annotated, arg-type]
+    for i, (image, mask, _stem) in enumerate(test.dataset, start=1):
         evaluation.add(predict_probs(fn, image), mask.numpy().reshape(mask.shape[-2:]))
         elapsed = time.monotonic() - start
         if elapsed - said >= PROGRESS_EVERY_S and i < len(samples):
@@ -209,31 +206,30 @@ def evaluate_model(
 ) -> EvalResult:
     """Metrics of `model` on the test split of `data_root` (layout/split default to params),
     under `params.data.eval_protocol`."""
-    from gglops.data.layouts import resolve_layout
-
     layout = layout or params.data.layout
     split = split if split is not None else params.data.split
-    index = resolve_layout(Path(data_root), layout, split)
-    size = params.data.eval_size
-    evaluation = evaluate_samples(prob_fn_for(model, tracking_uri), index.test, size)
+    test = EvalSplit.load(Path(data_root), layout, split, params.data.eval_size)
+    return score(prob_fn_for(model, tracking_uri), test, str(model), plots_dir)
+
+
+def score(fn: ProbFn, test: EvalSplit, model: str, plots_dir: Path | None = None) -> EvalResult:
+    """Evaluate `fn` on `test` → EvalResult (and DVC plot data in `plots_dir`)."""
+    evaluation = evaluate_split(fn, test)
     if plots_dir is not None:
         write_plots(evaluation, plots_dir)
-    result = result_of(evaluation, index, str(model), size)
+    result = result_of(evaluation, test, model)
     if result.n_targets == 0:
         print(
-            f"evaluate: the test split of {data_root} has no targets: Pd is undefined "
+            f"evaluate: the test split of {test.index.root} has no targets: Pd is undefined "
             "(written as 0.0); mIoU/nIoU/Fa count false alarms only",
             file=sys.stderr,
         )
     return result
 
 
-def result_of(
-    evaluation: Evaluation, index: DatasetIndex, model: str, size: int | None = None
-) -> EvalResult:
-    """The EvalResult of a finished pass over `index.test`."""
-    from gglops.data.manifest import manifest_of
-
+def result_of(evaluation: Evaluation, test: EvalSplit, model: str) -> EvalResult:
+    """The EvalResult of a finished pass over `test`."""
+    index = test.index
     scores = evaluation.metrics.compute()
     return EvalResult(
         **scores,  # type: ignore[arg-type]  # miou, niou, pd, fa: floats
@@ -245,8 +241,8 @@ def result_of(
         data_root=str(Path(index.root).absolute()),
         layout=index.layout,
         split=index.split,
-        data_hash=manifest_of(index).data_hash,
-        **protocol_fields(size),
+        data_hash=test.manifest.data_hash,
+        **protocol_fields(test.size),
     )
 
 

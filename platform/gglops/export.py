@@ -142,14 +142,6 @@ def synthetic_inputs(seed: int = 0) -> list[np.ndarray]:
     return [rng.random((3, h, w), dtype=np.float32) for h, w in SYNTH_PARITY_SHAPES]
 
 
-def split_images(data_root: Path, layout: str = "auto", split: str | None = None) -> list:
-    """The test split's images (3, H, W) at their original size."""
-    from gglops.data.io import read_image
-    from gglops.data.layouts import resolve_layout
-
-    return [read_image(s.image) for s in resolve_layout(data_root, layout, split).test]
-
-
 def check_parity(
     torch_fn: ProbFn, onnx_fn: ProbFn, images: Iterable[np.ndarray], source: str
 ) -> ParityReport:
@@ -160,6 +152,8 @@ def check_parity(
         worst = max(worst, float(np.abs(ref - got).max()))
         mismatched += int(((ref > THRESHOLD) != (got > THRESHOLD)).sum())
         count += 1
+    if count == 0:
+        raise CheckError(f"ONNX parity: {source} holds no images to check on")
     return ParityReport(
         n_inputs=count, source=source, max_abs_diff=worst, mask_mismatch_pixels=mismatched
     )
@@ -168,7 +162,7 @@ def check_parity(
 def build_artifact(
     model: Any,
     dst: Path,
-    images: list[np.ndarray] | None = None,
+    images: Iterable[np.ndarray] | None = None,
     source: str = "synthetic inputs",
     exporter: Exporter = "legacy",
 ) -> OnnxArtifact:
@@ -176,7 +170,7 @@ def build_artifact(
     from gglops.inference import torch_prob_fn
 
     export_onnx(model, dst, exporter)
-    inputs = images if images else synthetic_inputs()
+    inputs = synthetic_inputs() if images is None else images
     parity = check_parity(torch_prob_fn(model), onnx_prob_fn(dst), inputs, source)
     if not parity.passed:
         raise CheckError(
@@ -209,7 +203,7 @@ def log_onnx(tracking_uri: str, run_id: str, path: Path) -> str:
 
 def export_inputs(
     ref: str, settings: Any, data_root: Path | None = None
-) -> tuple[Any, list[np.ndarray] | None, str]:
+) -> tuple[Any, Iterable[np.ndarray] | None, str]:
     """The model behind MODEL and the images its parity is checked on (test split or synthetic)."""
     from gglops.modelio import load_bundle
     from gglops.modelref import resolve
@@ -219,7 +213,10 @@ def export_inputs(
         raise UsageError(f"{ref}: already an ONNX file; export takes a checkpoint or MLflow model")
     if data_root is None:
         return load_bundle(model_ref.path), None, "synthetic inputs"
-    return load_bundle(model_ref.path), split_images(data_root), f"test split of {data_root}"
+    from gglops.data.evalsplit import EvalSplit
+
+    images = EvalSplit.load(data_root).originals()
+    return load_bundle(model_ref.path), images, f"test split of {data_root}"
 
 
 def export_model(ref: str, out: Path, settings: Any, data_root: Path | None = None) -> OnnxArtifact:

@@ -22,11 +22,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.table import Table
 
+from gglops.data.evalsplit import EvalSplit
 from gglops.errors import UsageError
 from gglops.evaluate import EvalResult
 from gglops.gates import GateCheck, Scores, check_gates, failures
@@ -40,7 +42,6 @@ from gglops.registry import (
     PREVIOUS,
     ModelRegistry,
     SplitData,
-    eval_params,
     now,
     recorded_split,
 )
@@ -111,18 +112,24 @@ def _promotion_lease(reg: ModelRegistry, store: ArtifactStore) -> Iterator[None]
         raise LeaseBusyError(f"{LOCK_BUSY}: {exc}") from None
 
 
-def _evaluate(bundle: Path, data: SplitData, label: str) -> EvalResult:
-    from gglops.evaluate import evaluate_model
+def _evaluate(model: Any, test: EvalSplit, label: str) -> EvalResult:
+    from gglops.evaluate import score
+    from gglops.inference import torch_prob_fn
 
-    params = eval_params(data)
-    result = evaluate_model(bundle, data.root, params, layout=data.layout, split=data.split)
-    return result.model_copy(update={"model": label})
+    return score(torch_prob_fn(model), test, label)
 
 
-def _check_same_data(result: EvalResult, data: SplitData, version: str) -> None:
-    if data.data_hash and result.data_hash != data.data_hash:
+def _load(reg: ModelRegistry, version: str, folder: Path) -> Any:
+    from gglops.modelio import load_bundle
+
+    return load_bundle(reg.download(version, folder))
+
+
+def _check_same_data(test: EvalSplit, data: SplitData, version: str) -> None:
+    found = test.manifest.data_hash
+    if data.data_hash and found != data.data_hash:
         raise UsageError(
-            f"{data.root}: data_hash {result.data_hash[:12]}… differs from the "
+            f"{data.root}: data_hash {found[:12]}… differs from the "
             f"{data.data_hash[:12]}… recorded on version {version}; use the same data"
         )
 
@@ -145,12 +152,15 @@ def promote_version(
     if version is None:
         raise UsageError(f"model {reg.name} has no alias {CANDIDATE}; pass --version")
     data = recorded_split(dict(reg.version(version).tags), data_root, version)
+    # Decoded and hashed once: both evaluations and the ONNX parity check read this.
+    test = EvalSplit.load(data.root, data.layout, data.split, data.eval_size)
+    _check_same_data(test, data, version)
     store = ArtifactStore(settings)
     with _promotion_lease(reg, store), tempfile.TemporaryDirectory(prefix="gglops-") as tmp:
-        decision, bundle, cand = _decide(reg, version, data, params.gates, Path(tmp))
+        decision, model, cand = _decide(reg, version, test, params.gates, Path(tmp))
         _record_gates(reg, decision)
         if decision.passed:
-            release = publish_release(reg, store, version, bundle, data, cand.scores())
+            release = publish_release(reg, store, version, model, test, cand.scores())
             decision = decision.model_copy(
                 update={"onnx_uri": release.onnx_uri, "onnx_sha256": release.sha256}
             )
@@ -160,17 +170,17 @@ def promote_version(
 
 
 def _decide(
-    reg: ModelRegistry, version: str, data: SplitData, gates: GateParams, tmp: Path
-) -> tuple[PromotionDecision, Path, EvalResult]:
-    """Evaluate candidate and champion on `data`, apply the gates (changes nothing)."""
+    reg: ModelRegistry, version: str, test: EvalSplit, gates: GateParams, tmp: Path
+) -> tuple[PromotionDecision, Any, EvalResult]:
+    """Evaluate candidate and champion on `test`, apply the gates (changes nothing).
+    Returns the decision, the candidate's loaded model and its result."""
     champion = reg.alias(CHAMPION)
-    bundle = reg.download(version, tmp / "candidate")
-    cand = _evaluate(bundle, data, f"models:/{reg.name}/{version}")
-    _check_same_data(cand, data, version)
+    model = _load(reg, version, tmp / "candidate")
+    cand = _evaluate(model, test, f"models:/{reg.name}/{version}")
     champ = None
     if champion is not None and champion != version:
-        champ_bundle = reg.download(champion, tmp / "champion")
-        champ = _evaluate(champ_bundle, data, f"models:/{reg.name}/{champion}")
+        champ_model = _load(reg, champion, tmp / "champion")
+        champ = _evaluate(champ_model, test, f"models:/{reg.name}/{champion}")
     checks = check_gates(Scores(**cand.scores()), _scores(champ), gates)
     decision = PromotionDecision(
         passed=all(c.passed for c in checks),
@@ -180,10 +190,10 @@ def _decide(
         checks=checks,
         candidate_metrics=Scores(**cand.scores()),
         champion_metrics=_scores(champ),
-        data_root=str(data.root),
+        data_root=str(test.index.root),
         data_hash=cand.data_hash,
     )
-    return decision, bundle, cand
+    return decision, model, cand
 
 
 def _move_aliases(reg: ModelRegistry, version: str, champion: str | None) -> None:

@@ -17,25 +17,20 @@ ADDRESS_SETTING = "GGLOPS_RAY_ADDRESS"
 LOOPBACK_NODE_IP_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
-def connect_ray(settings: Settings, cpus_needed: float = 1.0) -> None:
-    """`GGLOPS_RAY_ADDRESS` if set, else an already initialised Ray, else a quiet local one.
+def connect_ray(
+    settings: Settings, cpus_needed: float = 1.0, address: str | None = None, flag: str = ""
+) -> None:
+    """`address` (from the CLI `flag`, e.g. serve's --address) if given, else
+    `GGLOPS_RAY_ADDRESS` if set, else an already initialised Ray, else a quiet local one.
 
     A local Ray gets max(cpu_count, cpus_needed + 1) logical CPUs: the workers then fit even
     on a small machine (they share the cores; the +1 leaves room for the Train controller).
     """
     if ray.is_initialized():
         return
-    if settings.ray_address:
-        if is_local_stack_head(settings):
-            use_loopback_node_ip()
-        try:
-            ray.init(address=settings.ray_address, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError) as exc:
-            reason = str(exc).splitlines()[0][:160]
-            raise ServiceError(
-                f"{ADDRESS_SETTING}={settings.ray_address}: cannot connect to Ray ({reason})"
-            ) from None
-        _say(f"Ray: {settings.ray_address} ({ADDRESS_SETTING})")
+    address, named = (address, flag) if address else (settings.ray_address, ADDRESS_SETTING)
+    if address:
+        _join(settings, address, named)
         return
     cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed) + 1)
     # "local": always a new instance of our own; without it ray.init() joins whichever Ray
@@ -50,6 +45,17 @@ def connect_ray(settings: Settings, cpus_needed: float = 1.0) -> None:
     address = ray.get_runtime_context().gcs_address
     _say(f"Ray: a local instance for this run ({cpus} CPUs, {address}); set {ADDRESS_SETTING} "
          "to use a cluster")  # fmt: skip
+
+
+def _join(settings: Settings, address: str, named: str) -> None:
+    if is_local_stack_head(settings, address):
+        use_loopback_node_ip()
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ServiceError(f"{named}={address}: cannot connect to Ray ({reason})") from None
+    _say(f"Ray: {address} ({named})")
 
 
 WORKER_SETUP = {"worker_process_setup_hook": f"{__name__}.pin_ray_address"}
@@ -84,11 +90,13 @@ def check_capacity(
         )
 
 
-def is_local_stack_head(settings: Settings) -> bool:
-    """`GGLOPS_RAY_ADDRESS` is the head that `gglops stack up` runs (on loopback, ours)."""
+def is_local_stack_head(settings: Settings, address: str | None = None) -> bool:
+    """`address` (default `GGLOPS_RAY_ADDRESS`) is the head that `gglops stack up` runs (on
+    loopback, ours). Only that head runs with a 127.0.0.1 node IP; another head on this
+    machine has the host's, and a driver must then keep the host's too."""
     from gglops.stack.process import PidRecord, is_ours
 
-    host = (settings.ray_address or "").rpartition(":")[0]
+    host = (address or settings.ray_address or "").rpartition(":")[0]
     if host not in ("127.0.0.1", "localhost"):
         return False
     return is_ours(PidRecord.load(settings.stack_dir.absolute() / "ray.pid"))

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict
 from gglops import tracking
 from gglops.errors import UsageError
 from gglops.metrics import metric_text
-from gglops.params import Params
 from gglops.settings import Settings
 
 CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous"
@@ -222,15 +221,6 @@ def recorded_split(tags: dict[str, str], data_root: Path | None, version: str) -
         split=tags.get("data_split"),
         data_hash=tags.get("data_hash"),
         eval_size=int(tags["data_image_size"]) if resized else None,
-    )
-
-
-def eval_params(data: SplitData) -> Params:
-    """Params that evaluate under the version's recorded protocol."""
-    if data.eval_size is None:
-        return Params()
-    return Params().with_overrides(
-        {"data.eval_protocol": "resized", "data.image_size": data.eval_size}
     )
 
 

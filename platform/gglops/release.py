@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,12 +22,14 @@ from gglops.registry import (
     LINEAGE_TAGS,
     METRICS,
     ModelRegistry,
-    SplitData,
     now,
     recorded_split,
 )
 from gglops.settings import Settings
 from gglops.storage import ArtifactStore, ObjectMissingError
+
+if TYPE_CHECKING:
+    from gglops.data.evalsplit import EvalSplit
 
 RELEASE_PREFIX = "models/{model}/{version}"
 RELEASE_FILES = ("model.onnx", "manifest.json")
@@ -90,7 +92,7 @@ def publish(
             f"{outcome.manifest_url} already holds a different model (sha256 {existing[:12]}…); "
             "released versions are immutable"
         )
-    store.put_file(model_key, model_file)
+    store.put_file(model_key, model_file, sha256)
     store.put_bytes(manifest_key, manifest)
     return outcome
 
@@ -99,19 +101,18 @@ def publish_release(
     reg: ModelRegistry,
     store: ArtifactStore,
     version: str,
-    bundle: Path,
-    data: SplitData,
+    model: Any,
+    test: EvalSplit,
     metrics: dict[str, float],
 ) -> Release:
-    """Export + parity on the test split, publish to S3, log on the run, tag the version."""
-    from gglops.export import build_artifact, log_onnx, split_images
-    from gglops.modelio import load_bundle
+    """Export `model` (the version's, loaded) + parity on `test` at original size, publish to
+    S3, log on the run, tag the version."""
+    from gglops.export import build_artifact, log_onnx
 
     mv = reg.version(version)
-    images = split_images(data.root, data.layout, data.split)
     with tempfile.TemporaryDirectory(prefix="gglops-onnx-") as tmp:
-        source = f"test split of {data.root}"
-        artifact = build_artifact(load_bundle(bundle), Path(tmp) / "model.onnx", images, source)
+        source = f"test split of {test.index.root}"
+        artifact = build_artifact(model, Path(tmp) / "model.onnx", test.originals(), source)
         manifest = _manifest(reg.name, mv, artifact, metrics)
         prefix = RELEASE_PREFIX.format(model=reg.name, version=version)
         body = manifest.model_dump_json(indent=2).encode()
@@ -155,14 +156,18 @@ def release_version(version: str, settings: Settings, data_root: Path | None = N
 
     The manifest carries the metrics recorded on the version (test_* tags).
     """
+    from gglops.data.evalsplit import EvalSplit
+    from gglops.modelio import load_bundle
+
     reg = ModelRegistry.open(settings)
     tags = dict(reg.version(version).tags)
     data = recorded_split(tags, data_root, version)
     metrics = {m: float(tags[f"test_{m}"]) for m in METRICS if f"test_{m}" in tags}
     store = ArtifactStore(settings)
+    test = EvalSplit.load(data.root, data.layout, data.split)
     with tempfile.TemporaryDirectory(prefix="gglops-release-") as tmp:
-        bundle = reg.download(version, Path(tmp))
-        return publish_release(reg, store, version, bundle, data, metrics)
+        model = load_bundle(reg.download(version, Path(tmp)))
+        return publish_release(reg, store, version, model, test, metrics)
 
 
 def export_to_s3(ref: str, url: str, settings: Settings, data_root: Path | None = None) -> Any:

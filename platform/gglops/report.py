@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from gglops.data.layouts import Sample
+from gglops.data.evalsplit import EvalSplit
 from gglops.data.manifest import DataManifest
 from gglops.evaluate import EvalResult, Evaluation
 from gglops.files import atomic_path, atomic_write
@@ -286,23 +286,21 @@ def write_report(ref: str, out: Path, settings: Settings) -> WrittenReport:
     """Write `out/report.md` and `out/report.html` (+ PR curve, overlays, data manifest) for
     `ref`: a version number, an alias or `models:/NAME@ALIAS` (see `resolve_version`)."""
     from gglops import tracking
-    from gglops.data.layouts import resolve_layout
-    from gglops.data.manifest import manifest_of
-    from gglops.evaluate import evaluate_samples, prob_fn_for, result_of
+    from gglops.evaluate import evaluate_split, prob_fn_for, result_of
     from gglops.registry import EVAL_ARTIFACTS, recorded_split
 
     info = _version_info(settings, ref)
     data = recorded_split(info.tags, None, info.version)
-    index = resolve_layout(data.root, data.layout, data.split)
+    test = EvalSplit.load(data.root, data.layout, data.split, data.eval_size)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gglops-report-") as tmp:
         uri = f"models:/{info.name}/{info.version}"
         bundle = tracking.download_model_bundle(uri, settings.mlflow_tracking_uri, Path(tmp))
         fn = prob_fn_for(bundle)
-        evaluation = evaluate_samples(fn, index.test, data.eval_size)
-        overlays = write_overlays(fn, index.test, out / "overlays")
-    result = result_of(evaluation, index, uri, data.eval_size)
-    manifest = manifest_of(index)
+        evaluation = evaluate_split(fn, test)
+        overlays = write_overlays(fn, test, out / "overlays")
+    result = result_of(evaluation, test, uri)
+    manifest = test.manifest
     _plot_pr(evaluation, out / PR_PNG)
     atomic_write(out / MANIFEST_JSON, manifest.model_dump_json(indent=2) + "\n")
     sections = build_sections(info, result, manifest, overlays)
@@ -369,27 +367,25 @@ def comparison(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> Any:
     return both
 
 
-def write_overlays(fn: ProbFn, samples: list[Sample], folder: Path) -> list[Overlay]:
-    """`<stem>.png` panels for the first N_OVERLAYS test images that hold a target."""
-    from gglops.data.io import read_image, read_mask
+def write_overlays(fn: ProbFn, test: EvalSplit, folder: Path) -> list[Overlay]:
+    """`<stem>.png` panels for the first N_OVERLAYS test images that hold a target, as the
+    evaluation saw them (the split's decoded images, at its protocol's resolution)."""
     from gglops.inference import predict_probs
     from gglops.metrics import THRESHOLD
     from gglops.predict import target_boxes
 
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Overlay] = []
-    for sample in samples:
-        truth = read_mask(sample.mask)
+    for image_t, mask_t, stem in test.dataset:
+        truth = mask_t.numpy().reshape(mask_t.shape[-2:]).astype(np.uint8)
         if not truth.any():
             continue
-        image = read_image(sample.image)
+        image = image_t.numpy()
         pred = predict_probs(fn, image) > THRESHOLD
-        path = folder / f"{sample.stem}.png"
+        path = folder / f"{stem}.png"
         with atomic_path(path) as tmp:
             comparison(image, truth, pred).save(tmp, format="PNG")
-        written.append(
-            Overlay(path, sample.stem, len(target_boxes(truth)), len(target_boxes(pred)))
-        )
+        written.append(Overlay(path, stem, len(target_boxes(truth)), len(target_boxes(pred))))
         if len(written) == N_OVERLAYS:
             break
     return written

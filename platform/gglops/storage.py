@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from gglops.errors import ServiceError, UsageError
-from gglops.files import sha256_file
 from gglops.settings import Settings
 
 T = TypeVar("T")
@@ -157,11 +156,12 @@ class ArtifactStore:
         )
         return resp["ETag"]
 
-    def put_file(self, key: str, path: Path) -> None:
-        """Upload a file, then check its size and sha256 as the server stores it."""
-        local_sha, size = sha256_file(path), Path(path).stat().st_size
+    def put_file(self, key: str, path: Path, sha256: str | None = None) -> None:
+        """Upload a file, then check its size and sha256 as the server stores it against
+        `sha256` (the caller's, e.g. a manifest's: the file is not hashed again) or the file's."""
         # bytes, not a file handle: a retried request must send the body again from the start
         body = Path(path).read_bytes()
+        local_sha, size = sha256 or hashlib.sha256(body).hexdigest(), len(body)
         self._call(f"upload {path} to {self.url(key)}", self._client.put_object, Key=key, Body=body)
         stored = self.head(key)
         if stored.size != size or self.sha256(key) != local_sha:

@@ -128,3 +128,6 @@ class EvalDataset(Dataset):
                     item = resize(*item, self.size)
             self._cache.put(index, item)
         return item[0], item[1], self.samples[index].stem
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, str]]:
+        return (self[i] for i in range(len(self)))

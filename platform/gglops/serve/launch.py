@@ -6,8 +6,6 @@ missing or the artifact does not match its manifest), so a bad start never reach
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 import signal
 import sys
@@ -21,11 +19,6 @@ from gglops.settings import Settings
 
 if TYPE_CHECKING:
     from gglops.serve.app import ServeConfig
-
-LOOPBACK = ("127.", "localhost")
-# Ray's switch that keeps a node on 127.0.0.1 instead of the host's address; the local
-# stack's head runs with it, and a client of that head needs it too (read at import of ray).
-SINGLE_NODE_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass(frozen=True)
@@ -49,25 +42,6 @@ def replica_config(request: ServeRequest, settings: Settings) -> ServeConfig:
     return ServeConfig(alias=request.alias, poll_s=request.poll_s, settings=shipped, **limit)
 
 
-def connect(address: str | None, replicas: int) -> None:
-    """--address, else GGLOPS_RAY_ADDRESS (e.g. the stack's head), else a local Ray."""
-    if address and address.startswith(LOOPBACK):
-        # Else Ray resolves 127.0.0.1 to the host's address, where a loopback head is not.
-        os.environ.setdefault(SINGLE_NODE_SWITCH, "0")
-    import ray
-
-    if address:
-        try:
-            ray.init(address=address, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise ServiceError(f"Ray at {address}: cannot connect ({reason})") from None
-        return
-    # A replica takes one logical CPU; Serve's controller and proxy take none.
-    cpus = max(os.cpu_count() or 1, math.ceil(replicas) + 1)
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING)
-
-
 def _wait_for_signal() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -78,7 +52,10 @@ def _wait_for_signal() -> None:
 def serve_forever(request: ServeRequest, settings: Settings) -> None:
     version = alias_version(settings, request.alias)
     artifact = fetch_verified(settings, version)  # refuse before starting anything
-    connect(request.address or settings.ray_address, request.replicas)
+    from gglops.raycluster import connect_ray
+
+    # A replica takes one logical CPU; Serve's controller and proxy take none.
+    connect_ray(settings, request.replicas, address=request.address, flag="--address")
     from ray import serve
 
     from gglops.serve.app import APP_NAME, build

@@ -107,3 +107,24 @@ def test_evaluate_bounds_image_size_reports_progress_and_says_no_targets(
         "evaluate on a test split with no targets",
         "exit 0; says: the test split ... has no targets: Pd is undefined (written as 0.0)",
     )
+
+
+def test_a_split_is_decoded_and_hashed_once_for_two_models_and_parity(
+    bundle_and_onnx, synth_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What promotion does: candidate and champion evaluated, then ONNX parity, one read."""
+    from gglops.data import dataset, evalsplit
+    from gglops.evaluate import prob_fn_for, score
+
+    decoded: list[str] = []
+    hashed: list[int] = []
+    load_pair, manifest_of = dataset.load_pair, evalsplit.manifest_of
+    monkeypatch.setattr(dataset, "load_pair", lambda s: decoded.append(s.stem) or load_pair(s))
+    monkeypatch.setattr(evalsplit, "manifest_of", lambda i: hashed.append(1) or manifest_of(i))
+    bundle, onnx = bundle_and_onnx
+    test = EvalSplit.load(synth_data, "nuaa-sirst", "idx_427")
+    first, second = (score(prob_fn_for(m), test, str(m)) for m in (bundle, onnx))
+    originals = list(test.originals())
+    assert first.scores() == second.scores() and first.data_hash == second.data_hash
+    assert len(originals) == first.n_images == 5
+    assert sorted(decoded) == sorted(s.stem for s in test.index.test) and hashed == [1]

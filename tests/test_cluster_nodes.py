@@ -1,7 +1,8 @@
 """A multi-node rehearsal: a head and two worker nodes (`ray.cluster_utils.Cluster`), a 2-worker
 training, one worker node lost mid-epoch and a new one joining a moment later. The run
 finishes, at most the lost epoch is trained again, and MLflow holds one run. The killed
-worker *process* case is `test_train.py::test_two_workers_learn_survive_a_killed_worker...`."""
+worker *process* case is `test_train.py::test_two_workers_learn_survive_a_killed_worker...`.
+The finishing workers' placement shows the spread over nodes (a 0-CPU head, 1-CPU nodes)."""
 
 from __future__ import annotations
 
@@ -130,6 +131,8 @@ def test_a_lost_worker_node_costs_at_most_one_epoch(
     assert result.epochs == EPOCHS and [r.epoch for r in result.history] == list(range(EPOCHS))
     # The finishing attempt started from the epoch-0 checkpoint: only epoch 1 was redone.
     assert result.start_epoch == 1, result.start_epoch
+    # Its two workers are spread over the two live nodes (the head has no CPUs).
+    assert len(set(result.node_ids)) == 2 and nodes[0].node_id not in result.node_ids
     # MLflow: one run of this name, each epoch's metrics once.
     client = MlflowClient(tracking_uri=stack.mlflow_uri)
     runs = client.search_runs(

@@ -5,7 +5,8 @@ The real datasets cannot be downloaded here, so each test writes synthetic data 
 dataset's published layout where the pipeline expects it (`data/raw/<dataset>`, as after
 `dvc add`), copies the subrepo into a scratch git + DVC project at the same relative place,
 shrinks its params (tiny images, width 0.25, one epoch, CPU, gates open) and runs `dvc repro`
-in the subrepo's folder against the real S3 and MLflow server.
+in the subrepo's folder against the real S3 and MLflow server. The three pipelines run at
+the same time (as three users would), each with its own model name and Ray instance.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from subprocess import Popen
 
 import pytest
 import yaml
@@ -68,26 +71,61 @@ def _place(project: Path, dataset: str) -> Path:
     return pipeline
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("dataset", sorted(LAYOUTS))
-def test_real_dataset_pipeline_passes_every_stage(
-    dataset: str, project: Path, stack, tmp_path: Path
-) -> None:
+@dataclass
+class Repro:
+    """One pipeline's `dvc repro`, started in the background."""
+
+    pipeline: Path
+    model: str
+    env: dict[str, str]
+    proc: Popen[bytes]
+    logs: tuple[Path, Path]  # stdout, stderr: files, so no pipe fills while another is read
+    took_s: float = 0.0
+
+    def wait(self, since: float) -> subprocess.CompletedProcess[str]:
+        self.proc.wait(timeout=900)
+        self.took_s = time.monotonic() - since
+        out, err = (log.read_text() for log in self.logs)
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
+
+
+def _start(project: Path, dataset: str, stack, scratch: Path) -> Repro:
     model = f"gglnet-{dataset}-{uuid.uuid4().hex[:8]}"  # aliases of its own on the shared stack
     pipeline = _place(project, dataset)
-    params = load_params(pipeline / "params.yaml")
-    assert params.data.eval_protocol == "resized" and params.data.image_size == 32
-    assert params.data.split == {"nudt-sirst": "50_50"}.get(dataset, params.data.split)
     env = {
         **os.environ,
         **stack.env,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "GGLOPS_STORAGE_PATH": str(tmp_path / "ray"),
+        "GGLOPS_STORAGE_PATH": str(scratch / dataset),
         "GGLOPS_REGISTERED_MODEL": model,
     }
+    logs = (scratch / f"{dataset}.out", scratch / f"{dataset}.err")
+    with logs[0].open("w") as out, logs[1].open("w") as err:
+        proc = Popen([str(BIN / "dvc"), "repro"], cwd=pipeline, env=env, stdout=out, stderr=err)
+    return Repro(pipeline, model, env, proc, logs)
+
+
+@pytest.fixture(scope="module")
+def repros(
+    project: Path, stack, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Repro, subprocess.CompletedProcess[str]]]:
+    """`dvc repro` of the three pipelines, started together, each waited for."""
+    scratch = tmp_path_factory.mktemp("real-ray")
     t0 = time.monotonic()
-    done = run([str(BIN / "dvc"), "repro"], pipeline, env, timeout=600)
-    took = time.monotonic() - t0
+    started = {dataset: _start(project, dataset, stack, scratch) for dataset in sorted(LAYOUTS)}
+    return {dataset: (repro, repro.wait(t0)) for dataset, repro in started.items()}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("dataset", sorted(LAYOUTS))
+def test_real_dataset_pipeline_passes_every_stage(
+    dataset: str, project: Path, repros: dict
+) -> None:
+    repro, done = repros[dataset]
+    pipeline, model, env = repro.pipeline, repro.model, repro.env
+    params = load_params(pipeline / "params.yaml")
+    assert params.data.eval_protocol == "resized" and params.data.image_size == 32
+    assert params.data.split == {"nudt-sirst": "50_50"}.get(dataset, params.data.split)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     ran = {line.split("'")[1] for line in done.stdout.splitlines() if "Running stage" in line}
     assert ran == set(STAGES), done.stdout
@@ -107,4 +145,4 @@ def test_real_dataset_pipeline_passes_every_stage(
     assert "`data.eval_protocol = resized`" in report
     assert "| GGL-Net published (" in report and "`resized` protocol (" in report
     assert "GGL-Net published (" in done.stdout  # the report stage prints the comparison
-    print(f"{dataset}: dvc repro {took:.0f} s")  # shown under -s / -rA
+    print(f"{dataset}: dvc repro done {repro.took_s:.0f} s after the three started")  # -s / -rA

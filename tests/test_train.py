@@ -15,8 +15,7 @@ import pytest
 from helpers.training import settings_for, tiny_params
 from mlflow.tracking import MlflowClient
 
-from gglops.settings import Settings
-from gglops.train import TrainRequest, build_trainer, run_training
+from gglops.train import TrainRequest, run_training
 from gglops.train.config import FAULT_ENV
 from gglops.train.session import build_session
 
@@ -109,32 +108,3 @@ def test_two_workers_learn_survive_a_killed_worker_and_resume(
     assert [r.epoch for r in resumed.history] == list(range(7))
     steps = [m.step for m in client.get_metric_history(result.run_id, "val_miou")]
     assert sorted(set(steps)) == list(range(7))
-
-
-@pytest.mark.integration
-def test_workers_spread_over_two_nodes(synth_data: Path, tmp_path: Path, ray_local) -> None:
-    """A head without CPUs and two 1-CPU nodes: the two workers must land on both nodes."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    ray.shutdown()  # the shared local Ray; `ray_running` brings it back for later tests
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    try:
-        nodes = {cluster.add_node(num_cpus=1).node_id for _ in range(2)}
-        ray.init(address=cluster.address)
-        cluster.wait_for_nodes()
-        params = tiny_params(synth_data, **{"train.epochs": 1, "train.workers": 2})
-        trainer = build_trainer(
-            params,
-            synth_data,
-            Settings(storage_path=str(tmp_path / "ray")),
-            "two-nodes",
-            mlflow_run_id=None,
-            echo=False,
-        )
-        summary = trainer.fit().return_value
-        assert set(summary["node_ids"]) == nodes
-        assert [r["epoch"] for r in summary["history"]] == [0]
-    finally:
-        ray.shutdown()
-        cluster.shutdown()

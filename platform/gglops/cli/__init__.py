@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import suppress
 from typing import Annotated
 
 import typer
@@ -52,28 +53,43 @@ _CLICK_USAGE_ERROR: type[typer.BadParameter] = typer.BadParameter.__mro__[1]
 _stderr = Console(stderr=True, highlight=False)
 
 
-def _fail(message: str, code: int) -> None:
-    _stderr.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
-    sys.exit(code)
+def _ray_up() -> bool:
+    ray = sys.modules.get("ray")  # never imported: nothing to leave
+    return ray is not None and ray.is_initialized()
+
+
+def _detach_ray() -> None:
+    """Leave Ray before the last line: its log forwarding would otherwise print worker lines
+    (Train's placement-group cleaner, say) after it, burying the message a user acts on."""
+    if _ray_up():
+        with suppress(Exception):  # the message matters more than a clean disconnect
+            sys.modules["ray"].shutdown()
+
+
+def _outcome() -> tuple[int, str | None]:
+    """Run the command → (exit code, error line or None)."""
+    try:
+        result = app(standalone_mode=False)
+    except GGLOpsError as exc:
+        return exc.exit_code, escape(str(exc))
+    except _CLICK_USAGE_ERROR as exc:
+        return 2, escape(f"{exc.format_message()} (see --help)")
+    except (typer.Abort, KeyboardInterrupt):
+        return 130, "interrupted"
+    except Exception as exc:  # a bug, not bad input: say so, keep the traceback on request
+        if os.environ.get("GGLOPS_DEBUG"):
+            raise
+        name = type(exc).__name__
+        return 1, escape(f"internal error: {name}: {exc} (GGLOPS_DEBUG=1 shows the traceback)")
+    return (result if isinstance(result, int) else 0), None
 
 
 def main() -> None:
     """Entry point: GGLOps errors become one line and their exit code, never a traceback."""
-    try:
-        result = app(standalone_mode=False)
-    except GGLOpsError as exc:
-        _fail(escape(str(exc)), exc.exit_code)
-    except _CLICK_USAGE_ERROR as exc:
-        _fail(escape(f"{exc.format_message()} (see --help)"), 2)
-    except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted", 130)
-    except Exception as exc:  # a bug, not bad input: say so, keep the traceback on request
-        if os.environ.get("GGLOPS_DEBUG"):
-            raise
-        _fail(
-            escape(
-                f"internal error: {type(exc).__name__}: {exc} (GGLOPS_DEBUG=1 shows the traceback)"
-            ),
-            1,
-        )
-    sys.exit(result if isinstance(result, int) else 0)
+    ray_was_up = _ray_up()  # an embedding process's own Ray (the tests') is left alone
+    code, error = _outcome()
+    if error is not None:
+        if not ray_was_up:
+            _detach_ray()
+        _stderr.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+    sys.exit(code)

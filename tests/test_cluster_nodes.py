@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from gglops.settings import Settings
 from gglops.train import TrainRequest, run_training
 
-EPOCHS = 2
+EPOCHS = 3  # the node dies in epoch 1: at least one epoch is left after it, however fast
 # Epochs of a few seconds on 2 cores, so that the kill lands inside one.
 NODES_PARAMS: dict[str, Any] = {
     "data.image_size": 64,
@@ -126,11 +126,14 @@ def test_a_lost_worker_node_costs_at_most_one_epoch(
         cluster.shutdown()
     print(f"timeline (s since the test began starting the cluster):\n{timeline.show()}")
 
-    # The kill landed inside epoch 1 (only epoch 0 was checkpointed), and the run finished.
+    # The kill came after epoch 0's checkpoint, and the run finished.
     assert killed_at == [0], timeline.show()
     assert result.epochs == EPOCHS and [r.epoch for r in result.history] == list(range(EPOCHS))
-    # The finishing attempt started from the epoch-0 checkpoint: only epoch 1 was redone.
-    assert result.start_epoch == 1, result.start_epoch
+    # The finishing attempt restarted from the newest checkpoint: epoch 0's, so epoch 1 was
+    # redone (the usual case), or epoch 1's when that epoch completed in the instant between
+    # the check and the kill (seen once on a quiet machine: epochs of ~1 s). Never earlier.
+    restored_from = result.start_epoch - 1
+    assert restored_from in (0, 1), result.start_epoch
     # Its two workers are spread over the two live nodes (the head has no CPUs).
     assert len(set(result.node_ids)) == 2 and nodes[0].node_id not in result.node_ids
     # MLflow: one run of this name, each epoch's metrics once.
@@ -146,6 +149,6 @@ def test_a_lost_worker_node_costs_at_most_one_epoch(
     reliability(
         "a worker node lost mid-epoch (head + 2 nodes, 2 workers)",
         f"node killed in epoch 1 of {EPOCHS}, a new one {NODE_BACK_AFTER_S:.0f} s later; "
-        f"restored from the epoch-0 checkpoint (1 epoch redone), {seconds:.0f} s in all; "
-        f"one MLflow run",
+        f"restored from the epoch-{restored_from} checkpoint ({1 - restored_from} epoch "
+        f"redone), {seconds:.0f} s in all; one MLflow run",
     )

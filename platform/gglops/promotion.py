@@ -119,12 +119,6 @@ def _evaluate(model: Any, test: EvalSplit, label: str) -> EvalResult:
     return score(torch_prob_fn(model), test, label)
 
 
-def _load(reg: ModelRegistry, version: str, folder: Path) -> Any:
-    from gglops.modelio import load_bundle
-
-    return load_bundle(reg.download(version, folder))
-
-
 def _check_same_data(test: EvalSplit, data: SplitData, version: str) -> None:
     found = test.manifest.data_hash
     if data.data_hash and found != data.data_hash:
@@ -175,11 +169,11 @@ def _decide(
     """Evaluate candidate and champion on `test`, apply the gates (changes nothing).
     Returns the decision, the candidate's loaded model and its result."""
     champion = reg.alias(CHAMPION)
-    model = _load(reg, version, tmp / "candidate")
+    model = reg.load_model(version, tmp / "candidate")
     cand = _evaluate(model, test, f"models:/{reg.name}/{version}")
     champ = None
     if champion is not None and champion != version:
-        champ_model = _load(reg, champion, tmp / "champion")
+        champ_model = reg.load_model(champion, tmp / "champion")
         champ = _evaluate(champ_model, test, f"models:/{reg.name}/{champion}")
     checks = check_gates(Scores(**cand.scores()), _scores(champ), gates)
     decision = PromotionDecision(

@@ -78,8 +78,12 @@ class ModelRegistry:
     def version(self, version: str) -> Any:
         return _version(self.client, self.name, version)
 
-    def download(self, version: str, dst: Path) -> Path:
-        return tracking.download_model_bundle(f"models:/{self.name}/{version}", self.uri, dst)
+    def load_model(self, version: str, dst: Path) -> Any:
+        """The version's GGLNet (eval mode, CPU), its bundle downloaded into `dst`."""
+        from gglops.modelio import load_bundle
+
+        uri = f"models:/{self.name}/{version}"
+        return load_bundle(tracking.download_model_bundle(uri, self.uri, dst))
 
 
 def alias_version(client: Any, name: str, alias: str) -> str | None:

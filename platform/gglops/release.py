@@ -35,6 +35,12 @@ RELEASE_PREFIX = "models/{model}/{version}"
 RELEASE_FILES = ("model.onnx", "manifest.json")
 
 
+def release_keys(prefix: str) -> tuple[str, str]:
+    """The S3 keys of a release folder: (model.onnx, manifest.json)."""
+    model, manifest = (f"{prefix}/{name}" for name in RELEASE_FILES)
+    return model, manifest
+
+
 class ReleaseManifest(BaseModel):
     """manifest.json beside model.onnx: identity, interface, metrics, lineage."""
 
@@ -77,7 +83,7 @@ def publish(
     store: ArtifactStore, prefix: str, model_file: Path, sha256: str, manifest: bytes
 ) -> PublishOutcome:
     """Upload `<prefix>/model.onnx`, verify it, then `<prefix>/manifest.json` (see above)."""
-    model_key, manifest_key = f"{prefix}/model.onnx", f"{prefix}/manifest.json"
+    model_key, manifest_key = release_keys(prefix)
     outcome = PublishOutcome(
         model_url=store.url(model_key), manifest_url=store.url(manifest_key), uploaded=True
     )
@@ -157,7 +163,6 @@ def release_version(version: str, settings: Settings, data_root: Path | None = N
     The manifest carries the metrics recorded on the version (test_* tags).
     """
     from gglops.data.evalsplit import EvalSplit
-    from gglops.modelio import load_bundle
 
     reg = ModelRegistry.open(settings)
     tags = dict(reg.version(version).tags)
@@ -166,7 +171,7 @@ def release_version(version: str, settings: Settings, data_root: Path | None = N
     store = ArtifactStore(settings)
     test = EvalSplit.load(data.root, data.layout, data.split)
     with tempfile.TemporaryDirectory(prefix="gglops-release-") as tmp:
-        model = load_bundle(reg.download(version, Path(tmp)))
+        model = reg.load_model(version, Path(tmp))
         return publish_release(reg, store, version, model, test, metrics)
 
 

@@ -40,12 +40,12 @@ def alias_version(settings: Settings, alias: str) -> str:
 
 def fetch_verified(settings: Settings, version: str) -> VerifiedArtifact:
     """model.onnx of `version`, if its sha256 matches manifest.json (`ArtifactRefusedError`)."""
-    from gglops.release import RELEASE_PREFIX
+    from gglops.release import RELEASE_PREFIX, release_keys
     from gglops.storage import ArtifactStore, ObjectMissingError
 
     store = ArtifactStore(settings)
     prefix = RELEASE_PREFIX.format(model=settings.registered_model, version=version)
-    model_key, manifest_key = f"{prefix}/model.onnx", f"{prefix}/manifest.json"
+    model_key, manifest_key = release_keys(prefix)
     try:
         expected = str(store.get_json(manifest_key)["sha256"])
         body, _ = store.get_bytes(model_key)

@@ -20,8 +20,8 @@ LOOPBACK_NODE_IP_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 def connect_ray(
     settings: Settings, cpus_needed: float = 1.0, address: str | None = None, flag: str = ""
 ) -> None:
-    """`address` (from the CLI `flag`, e.g. serve's --address) if given, else
-    `GGLOPS_RAY_ADDRESS` if set, else an already initialised Ray, else a quiet local one.
+    """An already initialised Ray as it is; else `address` (from the CLI `flag`, e.g. serve's
+    --address) if given; else `GGLOPS_RAY_ADDRESS` if set; else a quiet local instance.
 
     A local Ray gets max(cpu_count, cpus_needed + 1) logical CPUs: the workers then fit even
     on a small machine (they share the cores; the +1 leaves room for the Train controller).

@@ -73,6 +73,8 @@ class EvalResult(BaseModel):
     fa_denominator: str = FA_DENOMINATORS["original"]
     niou_empty_images: str = "count 0"
     pd_rule: str = "8-connected components, centroid distance < 3 px"
+    # data.selection of the params the model was evaluated with: which split chose it.
+    model_selection: str | None = None
 
     def scores(self) -> dict[str, float]:
         return {"miou": self.miou, "niou": self.niou, "pd": self.pd, "fa": self.fa}
@@ -208,8 +210,11 @@ def evaluate_model(
     under `params.data.eval_protocol`."""
     layout = layout or params.data.layout
     split = split if split is not None else params.data.split
-    test = EvalSplit.load(Path(data_root), layout, split, params.data.eval_size)
-    return score(prob_fn_for(model, tracking_uri), test, str(model), plots_dir)
+    test = EvalSplit.load(
+        Path(data_root), layout, split, params.data.eval_size, params.data.custom
+    )
+    result = score(prob_fn_for(model, tracking_uri), test, str(model), plots_dir)
+    return result.model_copy(update={"model_selection": params.data.selection})
 
 
 def score(fn: ProbFn, test: EvalSplit, model: str, plots_dir: Path | None = None) -> EvalResult:

@@ -20,10 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gglops.errors import UsageError
 
-LayoutName = Literal["auto", "nuaa-sirst", "irstd-1k", "dnanet", "basicirstd", "msda-net"]
+LayoutName = Literal[
+    "auto", "nuaa-sirst", "irstd-1k", "dnanet", "basicirstd", "msda-net", "custom"
+]
 # original: predict each test image at its own size (ours); resized: test images and masks
 # resized to data.image_size first, Fa over the resized pixels (the GGL-Net authors' code).
 EvalProtocol = Literal["original", "resized"]
+# Which split chooses the model (best epoch, early stopping, the Tune objective): `val` (a
+# validation list, or a seeded part of train held out where the split ships none) or the
+# literature's `test` (train on train+val, choose on test), a named protocol for reproducing
+# published numbers.
+Selection = Literal["val", "test"]
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
@@ -50,16 +57,54 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CustomLayout(_Section):
+    """A folder layout described in params.yaml (`data.layout: custom`); paths relative to
+    data.root. The mask of stem S is `S<mask_suffix>` with any image extension."""
+
+    images: str
+    masks: str
+    mask_suffix: str = ""
+    train: str
+    val: str | None = None
+    test: str
+
+
 class DataParams(_Section):
     dataset: str = "synthetic-sirst"
     root: str = "data/raw/synthetic-sirst"
     layout: LayoutName = "auto"
     split: str | None = None  # e.g. idx_427, 50_50, NUAA-SIRST; None = the layout's default
+    custom: CustomLayout | None = None  # the folders and split files of `layout: custom`
     image_size: Annotated[int, Field(gt=0, multiple_of=16)] = 256
-    # "resize" (reference recipe) or "pad" to a multiple of 16 for training.
-    fit: Literal["resize", "pad"] = "resize"
+    # resize: every image to image_size² (the reference); pad: zero-pad to image_size and take
+    # a random image_size² window; crop: one random patch_size² patch per image and epoch
+    # (zero-padded where the image is smaller), on a target with probability crop_target_p.
+    fit: Literal["resize", "pad", "crop"] = "resize"
+    patch_size: Annotated[int, Field(gt=0, multiple_of=16)] | None = None
+    crop_target_p: Annotated[float, Field(ge=0, le=1)] = 0.5
     loader_workers: Annotated[int, Field(ge=0)] = 0
     eval_protocol: EvalProtocol = "original"
+    # At the original resolution, an image with a side above eval_tile is predicted in
+    # overlapping eval_tile² tiles, so memory stays bounded whatever the sensor size.
+    eval_tile: Annotated[int, Field(ge=64, multiple_of=32)] = 1024
+    selection: Selection = "val"
+    # Without a validation list, this fraction of train (seeded by holdout_seed, the same for
+    # every training seed) is held out to choose the model.
+    holdout: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    holdout_seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> DataParams:
+        if self.layout == "custom" and self.custom is None:
+            raise ValueError("layout 'custom' needs a data.custom section (images, masks, ...)")
+        if self.fit == "crop" and self.patch_size is None:
+            raise ValueError("fit 'crop' needs data.patch_size (a multiple of 16)")
+        return self
+
+    @property
+    def train_size(self) -> int:
+        """Side of the training samples: the patch for fit=crop, else image_size."""
+        return self.patch_size if self.fit == "crop" and self.patch_size else self.image_size
 
     @property
     def eval_size(self) -> int | None:

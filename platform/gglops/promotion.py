@@ -147,7 +147,7 @@ def promote_version(
         raise UsageError(f"model {reg.name} has no alias {CANDIDATE}; pass --version")
     data = recorded_split(dict(reg.version(version).tags), data_root, version)
     # Decoded and hashed once: both evaluations and the ONNX parity check read this.
-    test = EvalSplit.load(data.root, data.layout, data.split, data.eval_size)
+    test = EvalSplit.load(data.root, data.layout, data.split, data.eval_size, data.custom)
     _check_same_data(test, data, version)
     store = ArtifactStore(settings)
     with _promotion_lease(reg, store), tempfile.TemporaryDirectory(prefix="gglops-") as tmp:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from gglops import tracking
 from gglops.errors import UsageError
 from gglops.metrics import metric_text
+from gglops.params import CustomLayout
 from gglops.settings import Settings
 
 CANDIDATE, CHAMPION, PREVIOUS = "candidate", "champion", "previous"
@@ -26,12 +27,15 @@ LINEAGE_TAGS = tracking.LINEAGE_TAGS
 EVAL_ARTIFACTS = "evaluation"  # run artifact folder: metrics.json and the plots beside it
 RECIPE_PARAMS = ("train.epochs", "train.lr", "train.batch_size", "train.loss", "model.width_mult")
 GATES_HEADING = "**Gates**"
+CUSTOM_KEYS = ("images", "masks", "mask_suffix", "train", "val", "test")
 # Run params copied onto the version: how to rebuild and evaluate its test split.
 DATA_PARAMS = {
     "data_layout": "data.layout",
     "data_split": "data.split",
     "data_eval_protocol": "data.eval_protocol",
     "data_image_size": "data.image_size",
+    "data_selection": "data.selection",
+    **{f"data_custom_{key}": f"data.custom.{key}" for key in CUSTOM_KEYS},
 }
 METRICS = ("miou", "niou", "pd", "fa")
 MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
@@ -56,6 +60,7 @@ class SplitData(BaseModel):
     split: str | None
     data_hash: str | None
     eval_size: int | None = None  # side of the recorded `resized` protocol; None = original
+    custom: CustomLayout | None = None  # the folders of a `custom` layout
 
 
 @dataclass(frozen=True)
@@ -225,7 +230,16 @@ def recorded_split(tags: dict[str, str], data_root: Path | None, version: str) -
         split=tags.get("data_split"),
         data_hash=tags.get("data_hash"),
         eval_size=int(tags["data_image_size"]) if resized else None,
+        custom=_recorded_custom(tags),
     )
+
+
+def _recorded_custom(tags: dict[str, str]) -> CustomLayout | None:
+    """The `data.custom` section a version was trained with (its tags hold each key)."""
+    if tags.get("data_layout") != "custom":
+        return None
+    fields = {key: tags.get(f"data_custom_{key}") for key in CUSTOM_KEYS}
+    return CustomLayout.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
 def now() -> str:

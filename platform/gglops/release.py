@@ -169,7 +169,7 @@ def release_version(version: str, settings: Settings, data_root: Path | None = N
     data = recorded_split(tags, data_root, version)
     metrics = {m: float(tags[f"test_{m}"]) for m in METRICS if f"test_{m}" in tags}
     store = ArtifactStore(settings)
-    test = EvalSplit.load(data.root, data.layout, data.split)
+    test = EvalSplit.load(data.root, data.layout, data.split, custom=data.custom)
     with tempfile.TemporaryDirectory(prefix="gglops-release-") as tmp:
         model = reg.load_model(version, Path(tmp))
         return publish_release(reg, store, version, model, test, metrics)

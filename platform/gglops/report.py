@@ -291,7 +291,7 @@ def write_report(ref: str, out: Path, settings: Settings) -> WrittenReport:
 
     info = _version_info(settings, ref)
     data = recorded_split(info.tags, None, info.version)
-    test = EvalSplit.load(data.root, data.layout, data.split, data.eval_size)
+    test = EvalSplit.load(data.root, data.layout, data.split, data.eval_size, data.custom)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gglops-report-") as tmp:
         uri = f"models:/{info.name}/{info.version}"

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gglops.data.io import read_image, read_mask
+from gglops.data.io import fit_mask_to_image, read_image, read_mask
 from gglops.data.layouts import Sample
-from gglops.data.transforms import augment, draw_plan, pad_crop, resize
+from gglops.data.transforms import augment, draw_plan, pad_crop, resize, target_crop
 
 CACHE_BYTES = 1 << 30  # decoded samples kept in memory per dataset (per loader worker)
 
@@ -47,15 +47,20 @@ def _one_thread() -> Iterator[None]:
 
 
 def load_pair(sample: Sample) -> tuple[torch.Tensor, torch.Tensor]:
-    """(image (3,H,W) float in [0,1], mask (1,H,W) float in {0,1}) at the original size."""
-    image = torch.from_numpy(read_image(sample.image))
-    mask = torch.from_numpy(read_mask(sample.mask)).to(torch.float32)[None]
-    return image, mask
+    """(image (3,H,W) float in [0,1], mask (1,H,W) float in {0,1}) at the original size; a
+    mask drawn at another scale of its image is fitted to it (`fit_mask_to_image`)."""
+    array = read_image(sample.image)
+    mask = fit_mask_to_image(read_mask(sample.mask), array.shape[-2:], sample.mask)
+    return torch.from_numpy(array), torch.from_numpy(mask).to(torch.float32)[None]
 
 
 class TrainDataset(Dataset):
     """Fixed-size (image (3,S,S), mask (1,S,S)) pairs with seeded reference augmentations
     (`augment_p`: probability of the reference's block of `augment_n` drawn transforms).
+
+    `fit`: resize to S (the reference), pad to S and take a random window, or crop a random
+    S×S patch (`crop`, S = the patch size) that holds a target with probability `target_p`.
+    Augmentation applies inside the window, after it is cut.
 
     Draws depend on (seed, epoch, index) only. The epoch lives in shared memory so that
     `set_epoch` reaches persistent DataLoader workers too.
@@ -65,13 +70,14 @@ class TrainDataset(Dataset):
         self,
         samples: Sequence[Sample],
         image_size: int,
-        fit: Literal["resize", "pad"] = "resize",
+        fit: Literal["resize", "pad", "crop"] = "resize",
         augment_p: float = 0.5,
         augment_n: int = 3,
         seed: int = 0,
+        target_p: float = 0.5,
     ) -> None:
         self.samples = list(samples)
-        self.image_size, self.fit = image_size, fit
+        self.image_size, self.fit, self.target_p = image_size, fit, target_p
         self.augment_p, self.augment_n, self.seed = augment_p, augment_n, seed
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._cache = _Cache()
@@ -102,6 +108,8 @@ class TrainDataset(Dataset):
             image, mask = self._base(index)
             if self.fit == "pad":
                 image, mask = pad_crop(image, mask, self.image_size, rng)
+            elif self.fit == "crop":
+                image, mask = target_crop(image, mask, self.image_size, rng, self.target_p)
             return augment(image, mask, draw_plan(rng, self.augment_p, self.augment_n))
 
 

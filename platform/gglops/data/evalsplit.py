@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from gglops.data.dataset import EvalDataset
 from gglops.data.io import read_image
 from gglops.data.layouts import DatasetIndex, resolve_layout
 from gglops.data.manifest import DataManifest, manifest_of
+
+if TYPE_CHECKING:
+    from gglops.params import CustomLayout
 
 
 @dataclass
@@ -27,9 +31,14 @@ class EvalSplit:
 
     @classmethod
     def load(
-        cls, root: Path, layout: str = "auto", split: str | None = None, size: int | None = None
+        cls,
+        root: Path,
+        layout: str = "auto",
+        split: str | None = None,
+        size: int | None = None,
+        custom: CustomLayout | None = None,
     ) -> EvalSplit:
-        index = resolve_layout(Path(root), layout, split)
+        index = resolve_layout(Path(root), layout, split, custom)
         return cls(index=index, size=size, dataset=EvalDataset(index.test, size))
 
     @cached_property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from gglops.errors import DataError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 _DECODE_ERRORS = (
@@ -152,3 +155,51 @@ def read_mask(path: Path) -> np.ndarray:
         return mask_array(img)
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
+
+
+# A mask drawn on a rescaled copy of its image (NUAA-SIRST's Misc_111: a 592x400 mask for a
+# 325x220 image) has the image's aspect ratio up to rounding: scaled to the image, it lands
+# where the target is. Any other size mismatch has no safe reading.
+ASPECT_SLACK_PX = 1.0
+
+
+def mask_size_rule(mask_hw: tuple[int, int], image_hw: tuple[int, int]) -> str | None:
+    """Why a mask of `mask_hw` cannot be scaled onto an image of `image_hw`, or None when it
+    can (same aspect ratio, within one pixel of rounding either way)."""
+    (mh, mw), (h, w) = mask_hw, image_hw
+    same_aspect = (
+        abs(mw * h / mh - w) <= ASPECT_SLACK_PX and abs(mh * w / mw - h) <= ASPECT_SLACK_PX
+    )
+    if same_aspect:
+        return None
+    return f"mask is {mw}x{mh} but its image is {w}x{h}, another aspect ratio: no safe rule"
+
+
+def fit_mask_to_image(mask: np.ndarray, image_hw: tuple[int, int], path: Path) -> np.ndarray:
+    """`mask` (H, W) {0, 1} at the image's size: as it is, or scaled by the documented rule
+    (same aspect ratio, target-preserving nearest neighbour) with one warning naming the file;
+    any other mismatch → DataError naming the file."""
+    if mask.shape == tuple(image_hw):
+        return mask
+    reason = mask_size_rule(mask.shape, image_hw)  # type: ignore[arg-type]
+    if reason is not None:
+        raise DataError(f"{path}: {reason}")
+    from gglops.data.transforms import resize_mask
+
+    _warn_once(
+        path,
+        f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image "
+        f"{image_hw[1]}x{image_hw[0]} (same aspect ratio): the mask is scaled to the image",
+    )
+    return resize_mask(mask > 0, *image_hw).astype(np.uint8)
+
+
+_warned: set[Path] = set()
+
+
+def _warn_once(path: Path, message: str) -> None:
+    """One warning per file and process: a cached dataset re-reads nothing, but validation,
+    training and evaluation in one process would each warn again."""
+    if path not in _warned:
+        _warned.add(path)
+        log.warning(message)

@@ -11,9 +11,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gglops.data.io import IMAGE_SUFFIXES
 from gglops.errors import DataError
+
+if TYPE_CHECKING:
+    from gglops.params import CustomLayout, DataParams
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,21 @@ class DatasetIndex:
     test: list[Sample] = field(default_factory=list)
     # Split files read (relative to root): what validate reports and the manifest hashes.
     split_files: list[Path] = field(default_factory=list)
+    # The layout's own validation list; empty where the split ships none.
+    val: list[Sample] = field(default_factory=list)
 
     @property
     def splits(self) -> dict[str, list[Sample]]:
-        return {"train": self.train, "test": self.test}
+        named = {"train": self.train, "val": self.val, "test": self.test}
+        return {name: samples for name, samples in named.items() if samples or name != "val"}
+
+    def split_file(self, name: str) -> Path:
+        """The file that lists split `name` (train, val, test), or the root's `name`."""
+        for path in self.split_files:
+            if path.stem == name or path.stem.endswith(f"_{name}"):
+                return self.root / path
+        files = dict(zip(("train", "test"), self.split_files, strict=False))
+        return self.root / files.get(name, Path(name))
 
 
 @dataclass(frozen=True)
@@ -151,22 +166,24 @@ def _nuaa_splits(root: Path) -> list[str]:
 
 
 def _nuaa_read(root: Path, split: str | None) -> DatasetIndex:
+    """idx_427 and idx_320 ship train, val, test and trainval lists: train and val are read
+    apart (val chooses the model; the `test` selection protocol trains on both). A split with
+    only trainval (and test) has no validation list."""
     name = _choose(root, "nuaa-sirst", split, _nuaa_splits(root), "idx_427")
     folder = _Folder(root / "images", root / "masks", "_pixels0")
     split_dir = root / name
-    # idx_427 has trainval.txt; idx_320 has train.txt (+ val.txt, held out like the reference).
-    train_file = next(
-        (split_dir / f for f in ("trainval.txt", "train.txt") if (split_dir / f).is_file()),
-        split_dir / "trainval.txt",
-    )
+    has_val = (split_dir / "train.txt").is_file() and (split_dir / "val.txt").is_file()
+    train_file = split_dir / ("train.txt" if has_val else "trainval.txt")
     test_file = split_dir / "test.txt"
+    files = [train_file, test_file] + ([split_dir / "val.txt"] if has_val else [])
     return DatasetIndex(
         root=root,
         layout="nuaa-sirst",
         split=name,
         train=folder.samples(read_split_file(train_file)),
+        val=folder.samples(read_split_file(split_dir / "val.txt")) if has_val else [],
         test=folder.samples(read_split_file(test_file)),
-        split_files=[train_file.relative_to(root), test_file.relative_to(root)],
+        split_files=[f.relative_to(root) for f in files],
     )
 
 
@@ -252,6 +269,31 @@ def _msda_read(root: Path, split: str | None) -> DatasetIndex:
     )
 
 
+# --- custom (described in params.yaml: data.custom) -------------------------------------
+
+
+def read_custom(root: Path, custom: CustomLayout) -> DatasetIndex:
+    """The layout that `data.custom` describes: image and mask folders, a mask suffix and
+    split files, all relative to root."""
+    folder = _Folder(root / custom.images, root / custom.masks, custom.mask_suffix)
+    for what, path in (("images", folder.images), ("masks", folder.masks)):
+        if not path.is_dir():
+            raise DataError(f"{path}: data.custom.{what} folder not found")
+    files = {"train": custom.train, "test": custom.test}
+    if custom.val:
+        files["val"] = custom.val
+    read = {name: folder.samples(read_split_file(root / rel)) for name, rel in files.items()}
+    return DatasetIndex(
+        root=root,
+        layout="custom",
+        split=None,
+        train=read["train"],
+        val=read.get("val", []),
+        test=read["test"],
+        split_files=[Path(rel) for rel in files.values()],
+    )
+
+
 # Detection order matters: NUAA, DNANet and BasicIRSTD all have images/ + masks/ and differ
 # only in their split files.
 LAYOUTS: dict[str, LayoutSpec] = {
@@ -287,13 +329,31 @@ def detect_layout(root: Path) -> str:
     raise DataError(f"{root}: no known dataset layout recognised (expected one of: {known})")
 
 
-def resolve_layout(root: Path, layout: str = "auto", split: str | None = None) -> DatasetIndex:
-    """Train/test samples of the dataset at `root` in `layout` ("auto" detects it)."""
+def resolve_layout(
+    root: Path,
+    layout: str = "auto",
+    split: str | None = None,
+    custom: CustomLayout | None = None,
+) -> DatasetIndex:
+    """Train/val/test samples of the dataset at `root` in `layout` ("auto" detects it;
+    "custom" reads the folders and split files that `custom` names)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder does not exist")
+    if layout == "custom":
+        if custom is None:
+            raise DataError(f"{root}: layout 'custom' needs the data.custom section")
+        return read_custom(root, custom)
     name = detect_layout(root) if layout == "auto" else layout
     spec = LAYOUTS.get(name)
     if spec is None:
-        raise DataError(f"{root}: unknown layout {layout!r} (known: auto, {', '.join(LAYOUTS)})")
+        raise DataError(
+            f"{root}: unknown layout {layout!r} (known: auto, custom, {', '.join(LAYOUTS)})"
+        )
     return spec.read(root, split or None)
+
+
+def index_of(root: Path, data: DataParams) -> DatasetIndex:
+    """The dataset that a params `data` section names, at `root` (which may differ from
+    data.root: --data)."""
+    return resolve_layout(root, data.layout, data.split, data.custom)

@@ -256,6 +256,44 @@ def pad_crop(
     )
 
 
+def target_crop(
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    size: int,
+    rng: np.random.Generator,
+    target_p: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random size×size patch (zero-padded bottom/right where the image is smaller); with
+    probability `target_p` (and when the image has one) the patch holds a target pixel drawn
+    uniformly, at a uniform position inside the patch. The draws come from `rng` in a fixed
+    order, so a sample's patch depends only on the generator's seed."""
+    h, w = image.shape[-2:]
+    pad = (0, max(size - w, 0), 0, max(size - h, 0))
+    if any(pad):
+        image, mask = F.pad(image, pad), F.pad(mask, pad)
+    ph, pw = image.shape[-2:]
+    forced = rng.random() < target_p
+    ys, xs = np.nonzero(mask[0].numpy() > 0.5) if forced else ((), ())
+    if len(ys):
+        pick = int(rng.integers(len(ys)))
+        top = _window_start(int(ys[pick]), size, ph, rng)
+        left = _window_start(int(xs[pick]), size, pw, rng)
+    else:
+        top = int(rng.integers(0, ph - size + 1))
+        left = int(rng.integers(0, pw - size + 1))
+    return (
+        image[:, top : top + size, left : left + size],
+        mask[:, top : top + size, left : left + size],
+    )
+
+
+def _window_start(pixel: int, size: int, extent: int, rng: np.random.Generator) -> int:
+    """A start for a `size` window inside [0, extent) that contains `pixel`, uniform over
+    the starts that do."""
+    low, high = max(0, pixel - size + 1), min(pixel, extent - size)
+    return int(rng.integers(low, high + 1))
+
+
 def augment(
     image: torch.Tensor, mask: torch.Tensor, plan: tuple[Op, ...]
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from scipy import ndimage
 
-from gglops.data.io import image_array, mask_array, open_image
+from gglops.data.io import fit_mask_to_image, image_array, mask_array, open_image
 from gglops.data.layouts import DatasetIndex, Sample, resolve_layout
 from gglops.errors import DataError
 from gglops.metrics import EIGHT_CONNECTED
@@ -111,23 +111,18 @@ def check_pair(sample: Sample) -> PairStats | list[Problem]:
     mask = _open(sample.mask, "mask", problems)
     if image is None or mask is None:
         return problems
-    if image.size != mask.size:
-        w, h = image.size
-        mw, mh = mask.size
-        return [Problem(sample.mask, f"mask is {mw}x{mh} but its image is {w}x{h}")]
     image_array(image)  # the conversion itself must work for every mode we accept
     try:
-        binary = mask_array(mask)
-    except DataError as exc:  # an ambiguous mask: the reason, named by its file
-        return [Problem(sample.mask, str(exc))]
+        binary = fit_mask_to_image(mask_array(mask), image.size[::-1], sample.mask)
+    except DataError as exc:  # ambiguous, or a size no rule fits: named by its file
+        return [Problem(sample.mask, str(exc).removeprefix(f"{sample.mask}: "))]
     labels, count = ndimage.label(binary, structure=EIGHT_CONNECTED)
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     return PairStats(size=image.size, mode=image.mode, target_areas=[int(a) for a in areas])
 
 
 def _split_file(index: DatasetIndex, name: str) -> Path:
-    files = dict(zip(("train", "test"), index.split_files, strict=False))
-    return index.root / files.get(name, Path(name))
+    return index.split_file(name)
 
 
 def _split_problems(index: DatasetIndex) -> list[Problem]:
@@ -139,11 +134,12 @@ def _split_problems(index: DatasetIndex) -> list[Problem]:
         for stem, n in Counter(s.stem for s in samples).items():
             if n > 1:
                 problems.append(Problem(where, f"stem {stem!r} is listed {n} times"))
-    overlap = sorted({s.stem for s in index.train} & {s.stem for s in index.test})
-    for stem in overlap:
-        problems.append(
-            Problem(_split_file(index, "test"), f"stem {stem!r} is in both train and test")
-        )
+    stems = {name: {s.stem for s in samples} for name, samples in index.splits.items()}
+    for first, second in (("train", "test"), ("val", "test"), ("train", "val")):
+        for stem in sorted(stems.get(first, set()) & stems.get(second, set())):
+            problems.append(
+                Problem(_split_file(index, second), f"stem {stem!r} is in both {first} and {second}")
+            )
     return problems
 
 

@@ -59,6 +59,7 @@ class TrainResult(BaseModel):
     node_ids: list[str]  # Ray node of each rank
     mlflow_pending: int  # metric values MLflow has not accepted (kept in a local JSONL)
     model_log_s: float | None  # time to log the MLflow model; None when it could not be logged
+    model_selection: str = ""  # which split chose the best epoch (data.selection)
 
 
 def run_training(
@@ -145,14 +146,21 @@ def _stopped_line(reason: str, checkpoint: Any, storage: Storage) -> str:
     return f"train: {reason}; last good checkpoint: {kept} (lower train.lr or set train.grad_clip)"
 
 
+def model_selection(params: Params, data_root: Path) -> str:
+    """One line naming the split that chooses the model, for every record of the run."""
+    from gglops.train.session import selection_of
+
+    return f"{params.data.selection}: {selection_of(data_root, params).description}"
+
+
 def _check_data(params: Params) -> Path:
-    from gglops.data.layouts import resolve_layout
+    from gglops.train.session import selection_of
 
     root = Path(params.data.root)
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist (--data or data.root)")
-    index = resolve_layout(root, params.data.layout, params.data.split)
-    if not index.train or not index.test:
+    splits = selection_of(root, params)
+    if not splits.fit or not splits.test:
         raise DataError(f"{root}: the split has no train or no test images")
     return root
 
@@ -177,7 +185,7 @@ def _open_run(
         origin = tracking.lineage(params, data_root, source="gglops train")
     else:
         origin = None  # resumed: the run has its lineage already
-    tags = {"ray_storage": storage.uri}
+    tags = {"ray_storage": storage.uri, "model_selection": model_selection(params, data_root)}
     run_id = tracking.open_run(uri, experiment, run_name, params.flat(), tags, origin)
     if origin is not None:
         text = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
@@ -226,6 +234,7 @@ def _finish(
         node_ids=summary.node_ids,
         mlflow_pending=pending,
         model_log_s=log_s,
+        model_selection=model_selection(params, Path(params.data.root)),
     )
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from gglnet import LOSSES, GGLNet
 from gglops.metrics import IRSTDMetrics, MetricState
 from gglops.modelio import unwrap
 from gglops.params import Params, TrainParams
+
+if TYPE_CHECKING:
+    from gglops.data.selection import SelectionSplits
 
 Wrap = Callable[[Any], Any]
 SchedulerFactory = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
@@ -80,7 +83,7 @@ class TrainSession:
     loader: DataLoader
     dataset: Any  # a gglops.data.dataset.TrainDataset
     sampler: DistributedSampler
-    eval_set: Any  # a gglops.data.dataset.EvalDataset: this rank's shard of the test split
+    eval_set: Any  # a gglops.data.dataset.EvalDataset: this rank's shard of the selection split
     device: torch.device
     train: TrainParams
     width_mult: float
@@ -143,7 +146,8 @@ class TrainSession:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Metrics over the WHOLE test split: each rank scores its shard, the sums are reduced."""
+        """Metrics over the WHOLE selection split (`data.selection`): each rank scores its
+        shard, the sums are reduced."""
         from gglops.inference import predict_probs, torch_prob_fn
 
         net = self.net
@@ -186,6 +190,16 @@ def _all_reduce(state: MetricState, device: torch.device) -> MetricState:
     return MetricState.from_vector(vector.cpu().numpy())
 
 
+def selection_of(data_root: Path, params: Params) -> SelectionSplits:
+    """The train / selection / test samples of `data_root` under `params.data`."""
+    from gglops.data.layouts import index_of
+    from gglops.data.selection import selection_splits
+
+    data = params.data
+    index = index_of(data_root, data)
+    return selection_splits(index, data.selection, data.holdout, data.holdout_seed)
+
+
 def build_session(
     params: Params,
     data_root: Path,
@@ -198,19 +212,19 @@ def build_session(
 ) -> TrainSession:
     """Everything one rank needs to train and validate, seeded per rank."""
     from gglops.data.dataset import EvalDataset, TrainDataset
-    from gglops.data.layouts import resolve_layout
 
     train, data = params.train, params.data
     device = device or torch.device("cpu")
     seed_everything(train.seed + rank, train.deterministic)
-    index = resolve_layout(data_root, data.layout, data.split)
+    splits = selection_of(data_root, params)
     dataset = TrainDataset(
-        index.train,
-        image_size=data.image_size,
+        splits.fit,
+        image_size=data.train_size,
         fit=data.fit,
         augment_p=train.augment.p,
         augment_n=train.augment.n,
         seed=train.seed,
+        target_p=data.crop_target_p,
     )
     # Our own sampler (not prepare_data_loader's) so that the shuffle seed is train.seed.
     sampler: DistributedSampler[Any] = DistributedSampler(
@@ -239,7 +253,7 @@ def build_session(
         loader=prepare_loader(loader) if prepare_loader else loader,
         dataset=dataset,
         sampler=sampler,
-        eval_set=EvalDataset(index.test[rank::world_size], data.eval_size),
+        eval_set=EvalDataset(splits.select[rank::world_size], data.eval_size),
         device=device,
         train=train,
         width_mult=params.model.width_mult,

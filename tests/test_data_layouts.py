@@ -254,3 +254,29 @@ def test_split_entry_with_a_nul_byte_is_refused(tmp_path: Path) -> None:
     split.write_bytes(b"a\nb\x00c\n")
     with pytest.raises(DataError, match=r"test.txt: line 2: split entry 'b\\x00c' holds a NUL"):
         read_split_file(split)
+
+
+def test_tiled_prediction_covers_a_large_image_and_matches_where_windows_agree() -> None:
+    """Above the tile size an image is predicted in overlapping windows whose union is the
+    frame; a pixel-wise model gives the same probabilities tiled or whole."""
+    import numpy as np
+
+    from gglops.inference import predict_probs, tile_starts
+
+    assert tile_starts(100, 128) == [0]
+    starts = tile_starts(2500, 1024)
+    assert starts[0] == 0 and starts[-1] == 2500 - 1024
+    assert all(b - a <= 1024 - 256 for a, b in zip(starts, starts[1:], strict=False))
+    seen: list[tuple[int, ...]] = []
+
+    def pixelwise(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.shape)
+        assert batch.shape[-1] % 32 == 0 and batch.shape[-2] % 32 == 0
+        return batch[:, :1] * 0.5
+
+    image = np.random.default_rng(0).random((3, 300, 170), dtype=np.float32)
+    whole = predict_probs(pixelwise, image)
+    tiled = predict_probs(pixelwise, image, tile=128)
+    assert whole.shape == tiled.shape == (300, 170)
+    assert len(seen) == 1 + len(tile_starts(300, 128)) * len(tile_starts(170, 128))
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Predictions at the original resolution: pad to a multiple of 16, predict, crop back.
+"""Predictions at the original resolution: pad to a multiple of 32, predict, crop back.
 
 GGL-Net downsamples four times, so inputs must be multiples of 16. Every consumer
 (train validation, `gglops evaluate`, ONNX parity, predict) goes through `predict_probs`
@@ -33,7 +33,15 @@ def pad_to_multiple(image: Any, multiple: int = 16) -> tuple[np.ndarray, tuple[i
     return array, (h, w)
 
 
-def predict_probs(fn: ProbFn, image: Any, multiple: int = 16) -> np.ndarray:
+# Native-resolution evaluation pads to a multiple of 32 (as the PAL framework does) and crops
+# back; an image with a side above TILE is predicted in overlapping TILE² windows.
+MULTIPLE = 32
+TILE = 1024
+
+
+def predict_probs(
+    fn: ProbFn, image: Any, multiple: int = MULTIPLE, tile: int = TILE
+) -> np.ndarray:
     """Probabilities (H, W) for one image (3, H, W) (or (1, 3, H, W)) at its own size."""
     array = _as_numpy(image)
     if array.ndim == 4:
@@ -42,9 +50,39 @@ def predict_probs(fn: ProbFn, image: Any, multiple: int = 16) -> np.ndarray:
         array = array[0]
     if array.ndim != 3:
         raise ValueError(f"expected an image (3, H, W), got shape {array.shape}")
+    if max(array.shape[-2:]) > tile:
+        return _tiled_probs(fn, array, multiple, tile)
+    return _padded_probs(fn, array, multiple)
+
+
+def _padded_probs(fn: ProbFn, array: np.ndarray, multiple: int) -> np.ndarray:
     padded, (h, w) = pad_to_multiple(array[None], multiple)
     probs = np.asarray(fn(np.ascontiguousarray(padded)))
     return probs.reshape(probs.shape[-2:])[:h, :w].astype(np.float32)
+
+
+def tile_starts(extent: int, tile: int) -> list[int]:
+    """Window starts covering [0, extent) with windows of `tile` overlapping by at least a
+    quarter, the last one flush with the end."""
+    if extent <= tile:
+        return [0]
+    stride = tile - tile // 4
+    starts = list(range(0, extent - tile, stride))
+    return [*starts, extent - tile]
+
+
+def _tiled_probs(fn: ProbFn, array: np.ndarray, multiple: int, tile: int) -> np.ndarray:
+    """The mean of overlapping windows' probabilities, each window padded like an image."""
+    h, w = array.shape[-2:]
+    total = np.zeros((h, w), np.float32)
+    count = np.zeros((h, w), np.float32)
+    for top in tile_starts(h, tile):
+        for left in tile_starts(w, tile):
+            window = array[:, top : top + tile, left : left + tile]
+            wh, ww = window.shape[-2:]
+            total[top : top + wh, left : left + ww] += _padded_probs(fn, window, multiple)
+            count[top : top + wh, left : left + ww] += 1
+    return total / count
 
 
 def torch_prob_fn(model: Any) -> ProbFn:

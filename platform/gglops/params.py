@@ -84,9 +84,6 @@ class DataParams(_Section):
     crop_target_p: Annotated[float, Field(ge=0, le=1)] = 0.5
     loader_workers: Annotated[int, Field(ge=0)] = 0
     eval_protocol: EvalProtocol = "original"
-    # At the original resolution, an image with a side above eval_tile is predicted in
-    # overlapping eval_tile² tiles, so memory stays bounded whatever the sensor size.
-    eval_tile: Annotated[int, Field(ge=64, multiple_of=32)] = 1024
     selection: Selection = "val"
     # Without a validation list, this fraction of train (seeded by holdout_seed, the same for
     # every training seed) is held out to choose the model.

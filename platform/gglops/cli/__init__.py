@@ -6,6 +6,7 @@ mlflow) inside the command body, so `gglops --help` stays fast.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from contextlib import suppress
@@ -84,8 +85,32 @@ def _outcome() -> tuple[int, str | None]:
     return (result if isinstance(result, int) else 0), None
 
 
+class _LevelFormatter(logging.Formatter):
+    """Library records as the console's lines: info as it is, warnings and errors prefixed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def _configure_logging() -> None:
+    """The `gglops` loggers to stderr at GGLOPS_LOG_LEVEL (default INFO)."""
+    name = os.environ.get("GGLOPS_LOG_LEVEL", "INFO").upper()
+    level = logging.getLevelName(name)
+    if not isinstance(level, int):
+        _stderr.print(f"[bold red]error:[/] GGLOPS_LOG_LEVEL={escape(name)}: not a log level")
+        sys.exit(2)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelFormatter())
+    logger = logging.getLogger("gglops")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
 def main() -> None:
     """Entry point: GGLOps errors become one line and their exit code, never a traceback."""
+    _configure_logging()
     ray_was_up = _ray_up()  # an embedding process's own Ray (the tests') is left alone
     code, error = _outcome()
     if error is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from gglops.data.layouts import DatasetIndex, resolve_layout
+from gglops.params import CustomLayout
 from gglops.errors import DataError
 from gglops.files import sha256_file
 
@@ -44,7 +45,8 @@ def _split_summary(stems: list[str]) -> SplitSummary:
 
 
 def _index_files(index: DatasetIndex) -> list[Path]:
-    paths = {s.image for s in index.train + index.test} | {s.mask for s in index.train + index.test}
+    samples = [s for split in index.splits.values() for s in split]
+    paths = {s.image for s in samples} | {s.mask for s in samples}
     return sorted({p.relative_to(index.root) for p in paths} | set(index.split_files))
 
 
@@ -68,5 +70,10 @@ def manifest_of(index: DatasetIndex) -> DataManifest:
     )
 
 
-def build_manifest(root: Path, layout: str = "auto", split: str | None = None) -> DataManifest:
-    return manifest_of(resolve_layout(Path(root), layout, split))
+def build_manifest(
+    root: Path,
+    layout: str = "auto",
+    split: str | None = None,
+    custom: CustomLayout | None = None,
+) -> DataManifest:
+    return manifest_of(resolve_layout(Path(root), layout, split, custom))

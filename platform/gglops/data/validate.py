@@ -26,6 +26,7 @@ from gglops.data.io import fit_mask_to_image, image_array, mask_array, open_imag
 from gglops.data.layouts import DatasetIndex, Sample, resolve_layout
 from gglops.errors import DataError
 from gglops.metrics import EIGHT_CONNECTED
+from gglops.params import CustomLayout
 
 
 @dataclass(frozen=True)
@@ -162,11 +163,14 @@ def validate_index(index: DatasetIndex) -> ValidationReport:
 
 
 def validate_dataset(
-    root: Path, layout: str = "auto", split: str | None = None
+    root: Path,
+    layout: str = "auto",
+    split: str | None = None,
+    custom: CustomLayout | None = None,
 ) -> ValidationReport:
     """Never raises for a dataset problem: a layout that cannot be read is a problem too."""
     try:
-        index = resolve_layout(Path(root), layout, split)
+        index = resolve_layout(Path(root), layout, split, custom)
     except DataError as exc:
         return ValidationReport(root=Path(root), problems=[_layout_problem(exc, Path(root))])
     return validate_index(index)
@@ -222,8 +226,10 @@ def summary_table(report: ValidationReport) -> Table:
     return table
 
 
-def run_validate(root: Path, layout: str = "auto", split: str | None = None) -> int:
-    report = validate_dataset(root, layout, split)
+def run_validate(
+    root: Path, layout: str = "auto", split: str | None = None, custom: CustomLayout | None = None
+) -> int:
+    report = validate_dataset(root, layout, split, custom)
     if not report.ok:
         for problem in report.problems:
             print(problem.line(), file=sys.stderr)

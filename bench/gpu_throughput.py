@@ -41,8 +41,8 @@ def measure() -> dict[str, Any]:
 
     base = {"data.image_size": SIZE, "data.layout": "auto", "data.split": None}
     configs = {
-        "gpu_amp_channels_last": {"train.amp": True, "train.channels_last": True},
-        "gpu_fp32": {"train.amp": False, "train.channels_last": False},
+        "gpu_amp_channels_last": {"train.precision": "auto", "train.channels_last": True},
+        "gpu_fp32": {"train.precision": "fp32", "train.channels_last": False},
     }
     with tempfile.TemporaryDirectory() as tmp:
         root = synthesize(Path(tmp) / "data", IMAGES, SIZE, 0)

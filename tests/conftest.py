@@ -15,6 +15,7 @@ pytest_plugins = [
     "fixtures_data",
     "fixtures_reliability",
     "fixtures_cli",
+    "fixtures_sirst",
 ]
 
 SERVICE_FIXTURES = frozenset(

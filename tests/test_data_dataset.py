@@ -101,7 +101,7 @@ def test_eval_dataset_keeps_original_size(tmp_path: Path) -> None:
     assert image.shape == (3, 40, 40) and mask.shape == (1, 40, 40) and stem.startswith("Misc_")
 
 
-def test_predict_probs_pads_to_16_and_crops_back() -> None:
+def test_predict_probs_pads_to_32_and_crops_back() -> None:
     rng = np.random.default_rng(0)
     image = rng.random((3, 37, 50), dtype=np.float32)
     seen: list[tuple[int, ...]] = []
@@ -111,7 +111,7 @@ def test_predict_probs_pads_to_16_and_crops_back() -> None:
         return batch[:, :1]  # "probability" = channel 0, so the crop must return the input
 
     probs = predict_probs(fn, torch.from_numpy(image))
-    assert seen == [(1, 3, 48, 64)]
+    assert seen == [(1, 3, 64, 64)]
     np.testing.assert_array_equal(probs, image[0])
     padded, original = pad_to_multiple(image[None])
     assert original == (37, 50) and padded.shape == (1, 3, 48, 64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import os
 import shutil
@@ -266,7 +267,7 @@ def test_tiled_prediction_covers_a_large_image_and_matches_where_windows_agree()
     assert tile_starts(100, 128) == [0]
     starts = tile_starts(2500, 1024)
     assert starts[0] == 0 and starts[-1] == 2500 - 1024
-    assert all(b - a <= 1024 - 256 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a <= 1024 - 256 for a, b in itertools.pairwise(starts))
     seen: list[tuple[int, ...]] = []
 
     def pixelwise(batch: np.ndarray) -> np.ndarray:

@@ -47,8 +47,8 @@ def test_published_sirst_validates_with_one_rule_applied(
     assert image.shape[-2:] == mask.shape[-2:] == (220, 325)
     ys, xs = np.nonzero(mask[0].numpy())
     # The box annotation (masks/Misc_111.xml, 592x400 frame): x 261-274, y 206-216.
-    assert 261 * 325 / 592 - 1 <= xs.min() and xs.max() <= 274 * 325 / 592 + 1
-    assert 206 * 220 / 400 - 1 <= ys.min() and ys.max() <= 216 * 220 / 400 + 1
+    assert xs.min() >= 261 * 325 / 592 - 1 and xs.max() <= 274 * 325 / 592 + 1
+    assert ys.min() >= 206 * 220 / 400 - 1 and ys.max() <= 216 * 220 / 400 + 1
 
 
 def test_the_split_protocols_on_sirst(nuaa_sirst_source: Path) -> None:
@@ -153,9 +153,9 @@ def test_custom_layout_reads_rearranged_sirst(nuaa_sirst_source: Path, tmp_path:
     no_val = custom.model_copy(update={"val": None})
     splits = selection_splits(resolve_layout(tmp_path, "custom", custom=no_val), "val")
     assert splits.protocol == "holdout" and len(splits.select) == 1
-    with pytest.raises(DataError, match="data.custom.images"):
+    with pytest.raises(DataError, match=r"data\.custom\.images"):
         resolve_layout(tmp_path, "custom", custom=custom.model_copy(update={"images": "nope"}))
-    with pytest.raises(ValueError, match="data.custom"):
+    with pytest.raises(ValueError, match=r"data\.custom"):
         DataParams(layout="custom")
     Image.new("L", (8, 8)).save(tmp_path / "mixed" / "extra.png")  # unlisted: not read
     assert len(resolve_layout(tmp_path, "custom", custom=custom).train) == 6

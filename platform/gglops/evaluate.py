@@ -210,9 +210,7 @@ def evaluate_model(
     under `params.data.eval_protocol`."""
     layout = layout or params.data.layout
     split = split if split is not None else params.data.split
-    test = EvalSplit.load(
-        Path(data_root), layout, split, params.data.eval_size, params.data.custom
-    )
+    test = EvalSplit.load(Path(data_root), layout, split, params.data.eval_size, params.data.custom)
     result = score(prob_fn_for(model, tracking_uri), test, str(model), plots_dir)
     return result.model_copy(update={"model_selection": params.data.selection})
 

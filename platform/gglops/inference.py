@@ -39,9 +39,7 @@ MULTIPLE = 32
 TILE = 1024
 
 
-def predict_probs(
-    fn: ProbFn, image: Any, multiple: int = MULTIPLE, tile: int = TILE
-) -> np.ndarray:
+def predict_probs(fn: ProbFn, image: Any, multiple: int = MULTIPLE, tile: int = TILE) -> np.ndarray:
     """Probabilities (H, W) for one image (3, H, W) (or (1, 3, H, W)) at its own size."""
     array = _as_numpy(image)
     if array.ndim == 4:

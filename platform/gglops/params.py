@@ -20,9 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gglops.errors import UsageError
 
-LayoutName = Literal[
-    "auto", "nuaa-sirst", "irstd-1k", "dnanet", "basicirstd", "msda-net", "custom"
-]
+LayoutName = Literal["auto", "nuaa-sirst", "irstd-1k", "dnanet", "basicirstd", "msda-net", "custom"]
 # original: predict each test image at its own size (ours); resized: test images and masks
 # resized to data.image_size first, Fa over the resized pixels (the GGL-Net authors' code).
 EvalProtocol = Literal["original", "resized"]
@@ -132,7 +130,9 @@ class TrainParams(_Section):
     deterministic: bool = False
     workers: Annotated[int, Field(gt=0)] = 1
     use_gpu: bool = False
-    amp: bool = True  # only takes effect on GPU
+    # auto: bf16 where the hardware computes it natively (CPU avx512_bf16/AMX, GPU Ampere+),
+    # fp16 with a grad scaler on older GPUs, fp32 elsewhere. The loss stays in float32.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True  # only takes effect on GPU
     max_failures: Annotated[int, Field(ge=0)] = 2
     keep_checkpoints: Annotated[int, Field(gt=0)] = 2

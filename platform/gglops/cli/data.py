@@ -1,15 +1,20 @@
-"""`gglops data synth|validate|manifest`."""
+"""`gglops data fetch|synth|validate|manifest`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gglops.cli.common import write_json
 
-data_app = typer.Typer(help="Datasets: synthesise, validate, fingerprint.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from gglops.data.fetch import FetchResult
+
+data_app = typer.Typer(
+    help="Datasets: fetch, synthesise, validate, fingerprint.", no_args_is_help=True
+)
 
 LayoutOpt = Annotated[
     str,
@@ -18,6 +23,55 @@ LayoutOpt = Annotated[
 SplitOpt = Annotated[
     str | None, typer.Option(help="Split name where a layout has several (idx_427, 50_50, ...).")
 ]
+
+
+def _fetch_line(result: FetchResult) -> str:
+    import shlex
+
+    from rich.filesize import decimal
+
+    amount = f"{result.files} files, {decimal(result.bytes)}"
+    pin = f"{result.name}@{result.commit[:7]}"
+    if result.already:
+        done = f"{result.out}: already fetched, verified ({pin}, {amount})"
+    else:
+        done = f"fetched {pin} into {result.out} ({amount}, sha256-verified) from {result.source}"
+    return f"{done}; next: gglops data validate {shlex.quote(str(result.out))}"
+
+
+@data_app.command("fetch")
+def fetch(
+    name: Annotated[str, typer.Argument(help="Dataset: nuaa-sirst.")],
+    out: Annotated[Path, typer.Argument(help="Folder to create (absent or empty).")],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="A local copy (folder) or an http(s):// or file:// URL base to read instead "
+            "of the public repository at the pinned commit."
+        ),
+    ] = None,
+) -> None:
+    """Fetch a public dataset at its pinned commit: every file checked against the committed
+    sha256 list; OUT appears whole or not at all (an OUT already holding it is a no-op)."""
+    from rich.console import Console
+
+    from gglops.data.fetch import fetch_dataset
+
+    errors = Console(stderr=True, highlight=False)
+    if not errors.is_terminal:
+        result = fetch_dataset(name, out, source)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeRemainingColumn(), console=errors, transient=True) as bar:
+            task = bar.add_task(f"fetching {name}", total=None)
+
+            def advance(done: int, total: int, relpath: str) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = fetch_dataset(name, out, source, progress=advance)
+    typer.echo(_fetch_line(result))
 
 
 @data_app.command("synth")

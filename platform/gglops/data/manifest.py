@@ -13,9 +13,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from gglops.data.layouts import DatasetIndex, resolve_layout
-from gglops.params import CustomLayout
 from gglops.errors import DataError
 from gglops.files import sha256_file
+from gglops.params import CustomLayout
 
 
 class SplitSummary(BaseModel):

@@ -139,7 +139,9 @@ def _split_problems(index: DatasetIndex) -> list[Problem]:
     for first, second in (("train", "test"), ("val", "test"), ("train", "val")):
         for stem in sorted(stems.get(first, set()) & stems.get(second, set())):
             problems.append(
-                Problem(_split_file(index, second), f"stem {stem!r} is in both {first} and {second}")
+                Problem(
+                    _split_file(index, second), f"stem {stem!r} is in both {first} and {second}"
+                )
             )
     return problems
 

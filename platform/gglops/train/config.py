@@ -85,3 +85,4 @@ class WorkerSummary(BaseModel):
     node_ids: list[str]
     mlflow_pending: int = 0
     stopped: str | None = None  # why training stopped early (a diverged loss), else None
+    precision: str = "fp32"  # the concrete precision `train.precision` meant on rank 0

@@ -84,6 +84,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         node_ids=node_ids,
         mlflow_pending=pending,
         stopped=stopped,
+        precision=session.precision,
     ).model_dump(mode="json")
 
 

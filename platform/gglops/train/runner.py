@@ -60,6 +60,7 @@ class TrainResult(BaseModel):
     mlflow_pending: int  # metric values MLflow has not accepted (kept in a local JSONL)
     model_log_s: float | None  # time to log the MLflow model; None when it could not be logged
     model_selection: str = ""  # which split chose the best epoch (data.selection)
+    precision: str = "fp32"  # the concrete precision trained and validated in
 
 
 def run_training(
@@ -211,7 +212,8 @@ def _finish(
     log_s = _log_model(checkpoint, uri, run_id, best_epoch, notes)
     pending = _deliver_leftovers(uri, run_id, summary.mlflow_pending, notes)
     checkpoint_uri = storage.child_uri(checkpoint.path)
-    _quietly(tracking.set_tags, uri, run_id, {"checkpoint": checkpoint_uri})
+    run_tags = {"checkpoint": checkpoint_uri, "precision": summary.precision}
+    _quietly(tracking.set_tags, uri, run_id, run_tags)
     if not _quietly(tracking.end_run, uri, run_id, "FINISHED"):
         notes.append(f"[yellow]MLflow run {run_id} could not be marked finished[/]")
     if echo:
@@ -235,6 +237,7 @@ def _finish(
         mlflow_pending=pending,
         model_log_s=log_s,
         model_selection=model_selection(params, Path(params.data.root)),
+        precision=summary.precision,
     )
 
 

@@ -25,6 +25,7 @@ from gglnet import LOSSES, GGLNet
 from gglops.metrics import IRSTDMetrics, MetricState
 from gglops.modelio import unwrap
 from gglops.params import Params, TrainParams
+from gglops.train.precision import autocast, needs_scaler, resolve_precision
 
 if TYPE_CHECKING:
     from gglops.data.selection import SelectionSplits
@@ -91,8 +92,9 @@ class TrainSession:
     world_size: int
 
     @property
-    def use_amp(self) -> bool:
-        return self.device.type == "cuda" and self.train.amp
+    def precision(self) -> str:
+        """The concrete precision of `train.precision` on this device (fp32, bf16, fp16)."""
+        return resolve_precision(self.train.precision, self.device)
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -131,7 +133,7 @@ class TrainSession:
         images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
         masks = masks.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        with autocast(self.device, self.precision):
             logits = self.model(images)
         # The loss sums probabilities over whole images: in float32, outside autocast, so
         # that fp16 rounding never decides whether a 1-px target's term counts.
@@ -155,9 +157,10 @@ class TrainSession:
         net.eval()
         metrics = IRSTDMetrics()
         prob_fn = torch_prob_fn(net)
-        for index in range(len(self.eval_set)):
-            image, mask, _stem = self.eval_set[index]
-            metrics.update(predict_probs(prob_fn, image), mask[0])
+        with autocast(self.device, self.precision):  # validation in the training precision
+            for index in range(len(self.eval_set)):
+                image, mask, _stem = self.eval_set[index]
+                metrics.update(predict_probs(prob_fn, image), mask[0])
         return _all_reduce(metrics.state(), self.device).scores()
 
 
@@ -247,7 +250,9 @@ def build_session(
     return TrainSession(
         model=model,
         optimizer=optimizer,
-        scaler=torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and train.amp),
+        scaler=torch.amp.GradScaler(
+            device.type, enabled=needs_scaler(device, resolve_precision(train.precision, device))
+        ),
         scheduler=SCHEDULES[train.lr_schedule](optimizer, train.epochs),
         loss_fn=LOSSES[train.loss],
         loader=prepare_loader(loader) if prepare_loader else loader,

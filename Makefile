@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 FIND_LINKS := /opt/wheels
 
-.PHONY: setup lock test test-fast browser docs lint format demo bench image clean-stack
+.PHONY: setup lock test test-fast browser docs lint format demo demo-real bench image clean-stack
 
 $(BIN)/uv:
 	$(PY) -m venv $(VENV)
@@ -103,3 +103,16 @@ bench: setup
 
 clean-stack: setup
 	$(BIN)/gglops stack down
+
+# NUAA-SIRST end to end on 2 CPU cores (pipelines/nuaa-sirst, laptop recipe): fetch → validate
+# → tune → train → evaluate → register → promote → report, then the champion's summary.
+# NUAA_SOURCE=PATH_OR_URL fetches from a local copy or mirror instead of the public repository.
+# The model registers as gglnet-nuaa-sirst, apart from the synthetic demo's gglnet.
+NUAA_MODEL ?= gglnet-nuaa-sirst
+demo-real: setup
+	$(BIN)/gglops stack up
+	eval "$$($(BIN)/gglops stack env)" && export GGLOPS_REGISTERED_MODEL=$(NUAA_MODEL) \
+		NUAA_SOURCE="$(NUAA_SOURCE)" PATH="$(CURDIR)/$(BIN):$$PATH" && \
+		cd pipelines/nuaa-sirst && $(CURDIR)/$(BIN)/dvc repro $(if $(DEMO_FORCE),--force,)
+	eval "$$($(BIN)/gglops stack env)" && GGLOPS_REGISTERED_MODEL=$(NUAA_MODEL) \
+		$(BIN)/gglops summary

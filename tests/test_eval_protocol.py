@@ -43,7 +43,8 @@ def test_split_names_stay_strings_in_files_and_overrides(tmp_path: Path, value: 
 
 @pytest.mark.parametrize("dataset", sorted(RECIPES))
 def test_pipeline_params_use_the_published_recipe(dataset: str) -> None:
-    params = load_params(ROOT / "pipelines" / dataset / "params.yaml")
+    recipes = {"nuaa-sirst": "recipes/msda-net.yaml"}  # beside the PAL and laptop recipes
+    params = load_params(ROOT / "pipelines" / dataset / recipes.get(dataset, "params.yaml"))
     size, split = RECIPES[dataset]
     assert params.data.dataset == dataset and params.data.split == split
     assert (params.data.image_size, params.data.eval_protocol) == (size, "resized")
@@ -178,3 +179,19 @@ def test_promote_and_report_evaluate_under_the_recorded_protocol(
 
     data = recorded_split({"data_root": "/data", **tags}, None, "1")
     assert data.eval_size == size
+
+
+def test_sirst_report_shows_both_published_rows_and_how_each_differs() -> None:
+    info = VersionInfo(name="gglnet", version="4", run_id="r", aliases=["candidate"],
+                       tags={"dataset": "nuaa-sirst", "data_selection": "val"},
+                       params={"train.epochs": "40"})  # fmt: skip
+    result = _result("original", None).model_copy(update={"split": "idx_427", "n_images": 86})
+    text = "\n".join(block.md() for block in _metrics(result, info).blocks)
+    assert "| GGL-Net published (NUAA-SIRST 341:86), `resized` protocol (512x512) | 0.806 |" in text
+    assert "| GGL-Net published (NUAA-SIRST 213:214), PAL framework | 0.755 | 0.759 |" in text
+    assert (
+        "MSDA-Net repository vs ours: split idx_427, 341:86 (ours: idx_427, 86 test images); "
+        "size: train and test resized to 512x512 (ours: test at native size, padded to 32); "
+        "500 epochs (ours: 40); best epoch chosen on test (ours: val)."
+    ) in text
+    assert "PAL framework vs ours: split 213:214" in text and "400 epochs (ours: 40)" in text

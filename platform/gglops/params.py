@@ -122,6 +122,7 @@ class TrainParams(_Section):
     epochs: Annotated[int, Field(gt=0)] = 500
     batch_size: Annotated[int, Field(gt=0)] = 4
     lr: Annotated[float, Field(gt=0)] = 1e-4
+    optimizer: Literal["adam", "adamw"] = "adam"  # adamw: decoupled weight decay (PAL)
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     loss: Literal["soft_iou", "bce_soft_iou"] = "soft_iou"
     lr_schedule: Literal["none", "cosine", "step"] = "none"

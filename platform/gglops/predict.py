@@ -1,6 +1,6 @@
 """`gglops predict`: a binary mask and an overlay with boxed targets for each image.
 
-Any size works: `predict_probs` pads to a multiple of 16 and crops back, so the mask has the
+Any size works: `predict_probs` pads to a multiple of 32 and crops back, so the mask has the
 image's own size. Targets are the 8-connected components of the mask (as in the metrics).
 
 Results are `<name>_mask.png` and `<name>_overlay.png`, `<name>` the image's stem; images

@@ -62,7 +62,7 @@ METRIC_DEFINITIONS = (
 # How test images were evaluated, by protocol (`data.eval_protocol`; {size}: data.image_size).
 EVAL_POLICY = {
     "original": "**Evaluation** (`data.eval_protocol = original`): images are evaluated at their "
-    "**original resolution**: each image is zero-padded at the bottom/right to a multiple of 16, "
+    "**original resolution**: each image is zero-padded at the bottom/right to a multiple of 32, "
     "predicted, and the prediction is cropped back before the metrics are computed. No resizing.",
     "resized": "**Evaluation** (`data.eval_protocol = resized`, the GGL-Net authors' protocol): "
     "each test image **and its mask** are resized to {size}×{size} before prediction, and the "
@@ -76,6 +76,9 @@ TRAIN_FIT = {
     "at 0.5), as the reference recipe does",
     "pad": "each image zero-padded at the bottom/right up to {size} px, then a random "
     "{size}×{size} crop; no rescaling",
+    "crop": "one random data.patch_size² patch per image and epoch at native scale "
+    "(zero-padded where the image is smaller), on a target with probability "
+    "data.crop_target_p; no rescaling",
 }
 
 DETERMINISM = {
@@ -95,6 +98,41 @@ PUBLISHED: dict[tuple[str, str | None], tuple[str, float, float, float, float]] 
 # The side the authors resized train AND test images to for those numbers (MSDA-Net
 # train_MSDA_Net.py: IMAGE_SIZE = 512, "256 for NUDT-SIRST"; its test transform resizes too).
 PUBLISHED_SIZE = {"nuaa-sirst": 512, "nudt-sirst": 256, "irstd-1k": 512}
+
+
+
+@dataclass(frozen=True)
+class PublishedProtocol:
+    """How a published row was measured, in the four ways rows differ most."""
+
+    source: str
+    split: str
+    size: str
+    epochs: int
+    selection: str = "test"  # the literature chooses the best epoch on the test split
+
+
+MSDA_NET = {
+    "nuaa-sirst": PublishedProtocol(
+        "MSDA-Net repository", "idx_427, 341:86", "train and test resized to 512x512", 500
+    ),
+    "nudt-sirst": PublishedProtocol(
+        "MSDA-Net repository", "1:1", "train and test resized to 256x256", 500
+    ),
+    "irstd-1k": PublishedProtocol(
+        "MSDA-Net repository", "800:201", "train and test resized to 512x512", 500
+    ),
+}
+# The PAL framework's GGL-Net row on NUAA-SIRST (github YuChuang1205/PAL): IoU, nIoU, Pd, Fa.
+PAL_ROW = (
+    PublishedProtocol(
+        "PAL framework",
+        "213:214 (not shipped with the dataset)",
+        "256x256 crops; test at native size, padded to 32",
+        400,
+    ),
+    ("NUAA-SIRST 213:214", 0.7547, 0.7593, 0.9734, 20.65),
+)
 # How our row compares with the published one: same protocol and size, resized elsewise, original.
 COMPARABILITY = {
     "same": "Both rows use the authors' protocol (`resized`: test images and masks resized to "
@@ -484,9 +522,37 @@ def _metrics(result: EvalResult, info: VersionInfo) -> Section:
             )
         )
         blocks.append(Text(_comparability(result, size)))
+        blocks.append(Text(_differences(MSDA_NET[dataset], info, result)))
+    if dataset == "nuaa-sirst":
+        protocol, (label, *scores) = PAL_ROW
+        miou, niou, pd, fa_e6 = scores
+        rows.append(
+            (
+                f"GGL-Net published ({label}), {protocol.source}",
+                *(f"{v:.3f}" for v in (miou, niou, pd)),
+                fa_text(fa_e6 * 1e-6),
+            )
+        )
+        blocks.append(Text(_differences(protocol, info, result)))
     head = ("model", "mIoU", "nIoU", "Pd", "Fa")
     counts = Text(f"{result.n_images} test images, {result.n_targets} targets.")
     return Section(METRICS_TITLE, (Table(head, tuple(rows)), counts, *blocks))
+
+
+def _differences(protocol: PublishedProtocol, info: VersionInfo, result: EvalResult) -> str:
+    """One line: the published row's split, size, epochs and selection split beside ours."""
+    selection = info.tags.get("data_selection") or _param(info, "data.selection")
+    ours_size = (
+        f"test resized to {result.eval_size}x{result.eval_size}"
+        if result.eval_protocol == "resized"
+        else "test at native size, padded to 32"
+    )
+    return (
+        f"{protocol.source} vs ours: split {protocol.split} (ours: {result.split or 'default'}, "
+        f"{result.n_images} test images); size: {protocol.size} (ours: {ours_size}); "
+        f"{protocol.epochs} epochs (ours: {_param(info, 'train.epochs')}); best epoch chosen "
+        f"on {protocol.selection} (ours: {selection})."
+    )
 
 
 def build_sections(

@@ -11,14 +11,18 @@ from gglops.cli.common import write_json
 
 if TYPE_CHECKING:
     from gglops.data.fetch import FetchResult
+    from gglops.params import CustomLayout
 
 data_app = typer.Typer(
     help="Datasets: fetch, synthesise, validate, fingerprint.", no_args_is_help=True
 )
 
 LayoutOpt = Annotated[
-    str,
-    typer.Option(help="auto | nuaa-sirst | irstd-1k | dnanet | basicirstd | msda-net"),
+    str | None,
+    typer.Option(
+        help="auto | nuaa-sirst | irstd-1k | dnanet | basicirstd | msda-net | custom "
+        "(default: the --params file's data.layout, else auto)"
+    ),
 ]
 SplitOpt = Annotated[
     str | None, typer.Option(help="Split name where a layout has several (idx_427, 50_50, ...).")
@@ -59,7 +63,7 @@ def fetch(
 
     errors = Console(stderr=True, highlight=False)
     if not errors.is_terminal:
-        result = fetch_dataset(name, out, source)
+        result = fetch_dataset(name, out, source or None)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -70,7 +74,7 @@ def fetch(
             def advance(done: int, total: int, relpath: str) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = fetch_dataset(name, out, source, progress=advance)
+            result = fetch_dataset(name, out, source or None, progress=advance)
     typer.echo(_fetch_line(result))
 
 
@@ -88,26 +92,57 @@ def synth(
     synthesize(out, n=n, size=size, seed=seed, layout=layout)
 
 
+ParamsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--params",
+        help="A params file whose data section (layout, split, custom) names the dataset; "
+        "--layout/--split given here win.",
+    ),
+]
+
+
+def _dataset(
+    params_file: Path | None, layout: str | None, split: str | None
+) -> tuple[str, str | None, CustomLayout | None]:
+    """(layout, split, custom) from the flags, else from a params file's data section."""
+    if params_file is None:
+        return layout or "auto", split, None
+    from gglops.params import resolve
+
+    data = resolve(params_file).data
+    return layout or data.layout, split if split is not None else data.split, data.custom
+
+
 @data_app.command("validate")
-def validate(root: Path, layout: LayoutOpt = "auto", split: SplitOpt = None) -> int:
+def validate(
+    root: Path,
+    layout: LayoutOpt = None,
+    split: SplitOpt = None,
+    params_file: ParamsOpt = None,
+) -> int:
     """Check every image, mask and split entry; exit 2 with one line per problem (an
     ambiguous mask too). Clean: target counts per split, a warning for a split without any."""
     from gglops.data.validate import run_validate
 
-    return run_validate(root, layout=layout, split=split)
+    layout, split, custom = _dataset(params_file, layout, split)
+    return run_validate(root, layout=layout, split=split, custom=custom)
 
 
 @data_app.command("manifest")
 def manifest(
     root: Path,
     out: Annotated[Path, typer.Option("--out", help="Manifest JSON to write.")],
-    layout: LayoutOpt = "auto",
+    layout: LayoutOpt = None,
     split: SplitOpt = None,
+    params_file: ParamsOpt = None,
 ) -> None:
     """Per-file sha256 and split checksums: the data's identity."""
     from gglops.data.manifest import build_manifest
 
-    write_json(out, build_manifest(root, layout=layout, split=split).model_dump(mode="json"))
+    layout, split, custom = _dataset(params_file, layout, split)
+    found = build_manifest(root, layout=layout, split=split, custom=custom)
+    write_json(out, found.model_dump(mode="json"))
 
 
 def register(app: typer.Typer) -> None:

@@ -44,6 +44,13 @@ SCHEDULES: dict[str, SchedulerFactory] = {
 }
 
 
+# train.optimizer → its torch class; both take (params, lr=, weight_decay=).
+OPTIMIZERS: dict[str, type[torch.optim.Adam] | type[torch.optim.AdamW]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+}
+
+
 class LossDivergedError(Exception):
     """The loss or the weights became nan/inf: every rank stops at the same step (the flag is
     all-reduced), before anything of the diverged model is reported or checkpointed."""
@@ -246,7 +253,9 @@ def build_session(
     if device.type == "cuda" and train.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     model = prepare_model(model) if prepare_model else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    optimizer = OPTIMIZERS[train.optimizer](
+        model.parameters(), lr=train.lr, weight_decay=train.weight_decay
+    )
     return TrainSession(
         model=model,
         optimizer=optimizer,

@@ -100,7 +100,6 @@ PUBLISHED: dict[tuple[str, str | None], tuple[str, float, float, float, float]] 
 PUBLISHED_SIZE = {"nuaa-sirst": 512, "nudt-sirst": 256, "irstd-1k": 512}
 
 
-
 @dataclass(frozen=True)
 class PublishedProtocol:
     """How a published row was measured, in the four ways rows differ most."""

@@ -130,6 +130,9 @@ class TrainParams(_Section):
     seed: int = 42
     deterministic: bool = False
     workers: Annotated[int, Field(gt=0)] = 1
+    # CPUs Ray reserves per worker; the worker's torch threads follow it (a 2-core laptop
+    # trains ~1.7x faster with both cores in one worker than with one).
+    cpus_per_worker: Annotated[float, Field(gt=0)] = 1.0
     use_gpu: bool = False
     # auto: bf16 where the hardware computes it natively (CPU avx512_bf16/AMX, GPU Ampere+),
     # fp16 with a grad scaler on older GPUs, fp32 elsewhere. The loss stays in float32.

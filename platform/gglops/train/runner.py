@@ -29,7 +29,7 @@ from gglops.train.storage import (
     run_lock,
     storage_failure,
 )
-from gglops.train.trainer import CPUS_PER_WORKER, build_trainer, pending_file
+from gglops.train.trainer import build_trainer, pending_file
 
 PARAMS_ARTIFACT = "params"  # run artifact folder of the params.yaml the run trained with
 
@@ -82,8 +82,9 @@ def run_training(
     # Held until the driver ends (the kernel or the lease's expiry drops it if it dies): a
     # second `gglops train` of this run is refused before it starts Ray or writes anything.
     with run_lock(storage, run_name, settings):
-        connect_ray(settings, params.train.workers * CPUS_PER_WORKER)
-        check_capacity(params.train.workers, params.train.use_gpu, CPUS_PER_WORKER)
+        cpus = params.train.cpus_per_worker
+        connect_ray(settings, params.train.workers * cpus)
+        check_capacity(params.train.workers, params.train.use_gpu, cpus)
         return _train(request, settings, data_root, storage, run_name, console)
 
 
@@ -122,6 +123,7 @@ def _train(
         storage=storage,
         fault=FaultSpec.from_env(),
         echo=request.echo,
+        cpus_per_worker=params.train.cpus_per_worker,
     )
     try:
         with tracking.system_metrics(uri, run_id, resume=request.resume):

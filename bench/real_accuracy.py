@@ -24,8 +24,8 @@ one run after the other:
   `gglops evaluate`).
 
 Both are scored by `gglops.metrics.IRSTDMetrics` (threshold 0.5). Threads: a `gglops train`
-worker gets one CPU from Ray and sets torch to one thread, so the baseline runs with one
-thread too (`THREADS`); the two never run at once. Figures: mean test mIoU/nIoU/Pd/Fa over
+worker sets torch's threads to the CPUs Ray gives it (`train.cpus_per_worker`, 2 in the
+laptop recipe), so the baseline runs with as many (`THREADS`); the two never run at once. Figures: mean test mIoU/nIoU/Pd/Fa over
 seeds per trainer, the ratio of mean test mIoU, and the pass rule: platform mean test mIoU
 ≥ baseline mean − 0.02 (`real_miou_platform_minus_baseline` ≥ −0.02); a miss raises
 `BenchFailedError`. The learning curves (val mIoU per epoch, trainer × seed) are drawn to
@@ -72,7 +72,7 @@ PLOT = ROOT / "bench" / "real_accuracy.png"
 SPLIT = "idx_427"
 SEEDS = (0, 1)
 TOLERANCE = 0.02  # pass: platform mean test mIoU >= baseline mean - TOLERANCE
-THREADS = 1  # a `gglops train` worker's torch threads (Ray gives it 1 CPU)
+THREADS = 2  # a `gglops train` worker's torch threads (the recipe's train.cpus_per_worker)
 EVAL_MULTIPLE = 32  # native-resolution evaluation pads to a multiple of 32
 RUN_TIMEOUT_S = 4 * 3600.0  # one run (a 40-epoch laptop run: ~40 min on 1 thread)
 SMOKE_SETS = ("model.width_mult=0.25", "data.patch_size=32", "train.epochs=2")

@@ -137,7 +137,8 @@ class TrainParams(_Section):
     # auto: bf16 where the hardware computes it natively (CPU avx512_bf16/AMX, GPU Ampere+),
     # fp16 with a grad scaler on older GPUs, fp32 elsewhere. The loss stays in float32.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    channels_last: bool = True  # only takes effect on GPU
+    channels_last: bool = False  # NHWC activations: faster convolutions on GPUs (recipes)
+    compile: bool = False  # torch.compile (inductor) of the training step
     max_failures: Annotated[int, Field(ge=0)] = 2
     keep_checkpoints: Annotated[int, Field(gt=0)] = 2
     run_name: str = "gglnet"

@@ -105,8 +105,7 @@ class TrainSession:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        channels_last = self.device.type == "cuda" and self.train.channels_last
-        return torch.channels_last if channels_last else torch.contiguous_format
+        return torch.channels_last if self.train.channels_last else torch.contiguous_format
 
     @property
     def net(self) -> GGLNet:
@@ -250,9 +249,13 @@ def build_session(
         drop_last=False,  # the reference keeps the last partial batch
     )
     model = GGLNet(width_mult=params.model.width_mult).to(device)
-    if device.type == "cuda" and train.channels_last:
+    if train.channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     model = prepare_model(model) if prepare_model else model
+    if train.compile:
+        # The training step only: validation runs the eager network (`net`), whose image
+        # sizes vary and would recompile the graph for every new shape.
+        model = torch.compile(model)  # type: ignore[assignment]  # a module in behaviour
     optimizer = OPTIMIZERS[train.optimizer](
         model.parameters(), lr=train.lr, weight_decay=train.weight_decay
     )

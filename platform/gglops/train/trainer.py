@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, UserCallback
+from ray.train import (
+    CheckpointConfig,
+    FailureConfig,
+    LoggingConfig,
+    RunConfig,
+    ScalingConfig,
+    UserCallback,
+)
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from gglops.params import Params
@@ -71,6 +78,9 @@ def build_trainer(
             checkpoint_score_order="max",
         ),
         callbacks=list(callbacks),  # type: ignore[arg-type]  # UserCallback is Ray's Callback
+        # Ray Train's own switch: its per-report INFO lines ("Checkpoint successfully
+        # created", "Reporting training result") stay in its log files, off the console.
+        logging_config=LoggingConfig(log_level="WARNING"),  # type: ignore[call-arg]  # V2 field; the stubs are V1's
         **dict(run_config_kwargs or {}),
     )
     return TorchTrainer(

@@ -16,6 +16,7 @@ with `gglops promote --version N`, which runs the gates again).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
@@ -49,6 +50,8 @@ from gglops.release import RELEASE_FILES, RELEASE_PREFIX, publish_release
 from gglops.settings import Settings
 from gglops.storage import ArtifactStore, LeaseBusyError, lease
 
+log = logging.getLogger(__name__)
+
 LEASE_KEY = "locks/{model}/promotion.json"
 LEASE_TTL_S = 30 * 60  # longer than a promotion takes; a crashed one blocks at most this
 LOCK_BUSY = "another promotion is in progress"
@@ -68,6 +71,7 @@ class PromotionDecision(BaseModel):
     data_hash: str
     onnx_uri: str | None = None
     onnx_sha256: str | None = None
+    model_selection: str | None = None  # the split that chose the candidate (data.selection)
 
 
 class RollbackResult(BaseModel):
@@ -145,7 +149,15 @@ def promote_version(
     version = version or reg.alias(CANDIDATE)
     if version is None:
         raise UsageError(f"model {reg.name} has no alias {CANDIDATE}; pass --version")
-    data = recorded_split(dict(reg.version(version).tags), data_root, version)
+    tags = dict(reg.version(version).tags)
+    data = recorded_split(tags, data_root, version)
+    selection = tags.get("data_selection")
+    if selection == "test":
+        log.warning(
+            "version %s was chosen on the test split (data.selection=test): the gates judge "
+            "test metrics that played a part in that choice",
+            version,
+        )
     # Decoded and hashed once: both evaluations and the ONNX parity check read this.
     test = EvalSplit.load(data.root, data.layout, data.split, data.eval_size, data.custom)
     _check_same_data(test, data, version)
@@ -159,6 +171,7 @@ def promote_version(
                 update={"onnx_uri": release.onnx_uri, "onnx_sha256": release.sha256}
             )
             _move_aliases(reg, version, decision.champion_version)
+    decision = decision.model_copy(update={"model_selection": selection})
     print_decision(console, decision)
     return decision
 

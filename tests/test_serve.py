@@ -212,12 +212,12 @@ def test_every_format_mode_and_size_matches_gglops_predict(
         reference = np.asarray(Image.open(expected.mask))
         assert mask.shape == (h, w) and np.array_equal(mask, reference), (fmt, mode)
         assert len(body["targets"]) == expected.targets, (fmt, mode)
-        boxes = {(x0, y0, x1, y1) for y0, x0, y1, x1 in (t["bbox"] for t in body["targets"])}
-        assert boxes == set(target_boxes(reference > 0)), (fmt, mode)
+        boxes = {(b["x0"], b["y0"], b["x1"], b["y1"]) for b in (t["bbox"] for t in body["targets"])}
+        assert boxes == set(target_boxes(reference > 0)), (fmt, mode)  # the same corners
         for target in body["targets"]:
-            y0, x0, y1, x1 = target["bbox"]
-            cy, cx = target["centroid"]
-            assert y0 <= cy <= y1 and x0 <= cx <= x1 and target["area"] >= 1
+            box, centre = target["bbox"], target["centroid"]
+            assert box["y0"] <= centre["y"] <= box["y1"] and box["x0"] <= centre["x"] <= box["x1"]
+            assert target["area"] >= 1
             assert 0.5 <= target["score"] <= 1.0  # above THRESHOLD, rounded to 4 digits
     no_mask = post(served.url, (tmp_path / "img0.png").read_bytes()).json()
     assert "mask" not in no_mask and no_mask["height"] == SIZES[0][0]
@@ -461,13 +461,12 @@ def test_find_targets_are_the_components_predict_boxes() -> None:
     probs[10:13, 20:24] = 0.9
     probs[30, 5], probs[31, 6] = 0.7, 0.6  # diagonal neighbours: one 8-connected target
     targets = find_targets(probs)
-    assert [(t.bbox, t.area, t.score) for t in targets] == [
-        ((10, 20, 12, 23), 12, 0.9), ((30, 5, 31, 6), 2, 0.7)
-    ]  # fmt: skip
-    assert targets[0].centroid == (11.0, 21.5)
-    assert {(x0, y0, x1, y1) for y0, x0, y1, x1 in (t.bbox for t in targets)} == set(
-        target_boxes(probs > 0.5)
-    )
+    corners = [(t.bbox.x0, t.bbox.y0, t.bbox.x1, t.bbox.y1) for t in targets]
+    assert corners == [(20, 10, 23, 12), (5, 30, 6, 31)]  # x0, y0, x1, y1
+    assert [(t.area, t.score) for t in targets] == [(12, 0.9), (2, 0.7)]
+    assert (targets[0].centroid.x, targets[0].centroid.y) == (21.5, 11.0)
+    assert set(corners) == set(target_boxes(probs > 0.5))  # predict draws the same boxes
+    assert targets[0].model_dump()["bbox"] == {"x0": 20, "y0": 10, "x1": 23, "y1": 12}
 
 
 def test_rayservice_manifest_runs_this_app() -> None:

@@ -26,11 +26,32 @@ class BadRequestError(Exception):
         self.status = status
 
 
+class Point(BaseModel):
+    """Pixel coordinates: x the column, y the row, from the top-left corner."""
+
+    model_config = ConfigDict(frozen=True)
+
+    x: float
+    y: float
+
+
+class Box(BaseModel):
+    """Inclusive corners, as `gglops predict` draws them: (x0, y0) top-left, (x1, y1)
+    bottom-right."""
+
+    model_config = ConfigDict(frozen=True)
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+
 class Target(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    centroid: tuple[float, float]  # (y, x)
-    bbox: tuple[int, int, int, int]  # (y0, x0, y1, x1), inclusive
+    centroid: Point
+    bbox: Box
     area: int
     score: float  # the highest probability inside the component
 
@@ -101,8 +122,8 @@ def find_targets(probs: np.ndarray) -> list[Target]:
     boxes = ndimage.find_objects(labels)
     return [
         Target(
-            centroid=(round(float(cy), 2), round(float(cx), 2)),
-            bbox=(sy.start, sx.start, sy.stop - 1, sx.stop - 1),
+            centroid=Point(x=round(float(cx), 2), y=round(float(cy), 2)),
+            bbox=Box(x0=sx.start, y0=sy.start, x1=sx.stop - 1, y1=sy.stop - 1),
             area=int(area),
             score=round(float(score), 4),
         )

@@ -10,7 +10,9 @@ trains GGL-Net with `gglops train` and with a plain torch loop; a collapsed run 
 The real_accuracy bench (~3 h) does the same on the real NUAA-SIRST with the laptop
 recipe; a platform more than 0.02 test mIoU below the plain loop fails it.
 The seeds bench (`--only seeds`, 16 runs of 30 epochs: hours on 2 cores, so not in the
-default set) holds the platform against an authors-like loop over 8 seeds.
+default set) holds the platform against an authors-like loop over 8 seeds. The train_step
+bench (`--only train_step`, ~15-40 min, mostly cold torch.compile on CPU, so not in the default
+set) times the training step's precision / channels_last / compile variants side by side.
 
 A bench whose figures show a failure raises `BenchFailedError`: its figures are still saved, the
 other benches still run, and `make bench` exits 1 at the end naming it.
@@ -118,6 +120,35 @@ FIGURES: dict[str, Figure] = {
     "scaling_2_vs_1_workers": Figure(
         "Ray Train images/s, 2 workers ÷ 1 worker, 1 CPU each (ideal 2; 2 cores in all)"
     ),
+    "train_speedup_vs_fp32_eager": Figure(
+        "bare training step of GGL-Net (forward, fp32 loss outside autocast, backward, grad clip "
+        "1, AdamW), laptop recipe (160², batch 8, width 0.5), 2 torch threads: best variant "
+        "(bf16 autocast / channels_last / torch.compile, alone and stacked) ÷ fp32 eager "
+        "images/s; interleaved rounds in one process, medians (bench/train_step.py)",
+        AT_LEAST(2.5),
+    ),
+    "train_fraction_of_peak": Figure(
+        "3 × forward FLOPs per image × images/s of the best variant ÷ fp32 2048² matmul peak "
+        "measured in the same rounds",
+        AT_LEAST(0.30),
+    ),
+    "train_step_best_variant": Figure("the fastest variant at the laptop recipe"),
+    **{
+        f"train_step{tag}_images_per_s_{label}": Figure(f"{what}, {recipe}, as above")
+        for tag, recipe in [("", "laptop recipe"), ("_demo", "demo recipe (64², batch 8)")]
+        for label, what in [
+            ("fp32", "fp32 eager images/s"),
+            ("bf16", "bf16 autocast images/s"),
+            ("best", "best variant images/s"),
+        ]
+    },
+    "train_demo_speedup_vs_fp32_eager": Figure("best ÷ fp32 eager, demo recipe, as above"),
+    "train_demo_fraction_of_peak": Figure("fraction of peak, demo recipe, as above"),
+    "train_step_demo_best_variant": Figure("the fastest variant at the demo recipe"),
+    "train_loader_vs_step": Figure(
+        "`TrainDataset(fit=crop, 160²)` + DataLoader (workers 0) images/s on one thread from "
+        "NUAA-SIRST (idx_427 train, cached after the first pass) ÷ best step images/s"
+    ),
     "gpu_amp_channels_last_images_per_s": Figure(
         "1 GPU, AMP + channels-last, default model, batch 8, 256²"
     ),
@@ -219,6 +250,12 @@ def _train(_: bool) -> dict[str, Any]:
     return train_throughput.measure()
 
 
+def _train_step(_: bool) -> dict[str, Any]:
+    from bench import train_step
+
+    return train_step.measure()
+
+
 def _gpu(_: bool) -> dict[str, Any]:
     from bench import gpu_throughput
 
@@ -262,6 +299,7 @@ BENCHES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "loader": _loader,
     "onnx": _onnx,
     "train": _train,
+    "train_step": _train_step,
     "gpu": _gpu,
     "accuracy": _accuracy,
     "real_accuracy": _real_accuracy,
@@ -395,7 +433,8 @@ def _entries(raw: dict[str, Any], bench: str, host: dict[str, Any]) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    default = [name for name in BENCHES if name not in ("demo", "seeds")] + ["demo"]
+    optional = ("demo", "seeds", "train_step")
+    default = [name for name in BENCHES if name not in optional] + ["demo"]
     parser.add_argument("--only", default=",".join(default), help="comma-separated subset")
     parser.add_argument("--with-demo", action="store_true", help="also time `make demo`")
     args = parser.parse_args()

@@ -145,3 +145,25 @@ def test_baseline_reads_the_synth_files_itself(tmp_path: Path) -> None:
     for _ in range(8):
         flipped_image, flipped_mask = dataset[0]
         assert (flipped_image[0] == 2.0).nonzero().tolist() == flipped_mask[0].nonzero().tolist()
+
+
+# --- bench/gpu_check.sh: without a GPU it says what it needs -----------------------------------
+
+
+def test_gpu_check_without_a_gpu_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the check would run")
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.sh"
+    env = {k: v for k, v in os.environ.items() if k != "GGLOPS_PYTHON"} | {"OUT": str(tmp_path)}
+    done = subprocess.run(
+        ["bash", str(script)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu_check: needs a CUDA GPU"), done.stdout
+    assert not list(tmp_path.iterdir())  # nothing measured, nothing written

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-NUAA_SIRST_COPY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nuaa-sirst"
+# NUAA_SOURCE (as `make demo-real` reads it) names a copy elsewhere.
+NUAA_SIRST_COPY = Path(
+    os.environ.get("NUAA_SOURCE")
+    or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nuaa-sirst"
+)
 
 
 def require_local_copy(path: Path) -> Path:

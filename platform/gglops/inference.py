@@ -22,7 +22,13 @@ def _as_numpy(array: Any) -> np.ndarray:
     return np.asarray(array, dtype=np.float32)
 
 
-def pad_to_multiple(image: Any, multiple: int = 16) -> tuple[np.ndarray, tuple[int, int]]:
+# Native-resolution evaluation pads to a multiple of 32 (as the PAL framework does) and crops
+# back; an image with a side above TILE is predicted in overlapping TILE² windows.
+MULTIPLE = 32
+TILE = 1024
+
+
+def pad_to_multiple(image: Any, multiple: int = MULTIPLE) -> tuple[np.ndarray, tuple[int, int]]:
     """Zero-pad (3,H,W) or (N,3,H,W) at the bottom/right; returns (padded, (H, W))."""
     array = _as_numpy(image)
     h, w = array.shape[-2:]
@@ -31,12 +37,6 @@ def pad_to_multiple(image: Any, multiple: int = 16) -> tuple[np.ndarray, tuple[i
         widths = [(0, 0)] * (array.ndim - 2) + [(0, pad_h), (0, pad_w)]
         array = np.pad(array, widths)
     return array, (h, w)
-
-
-# Native-resolution evaluation pads to a multiple of 32 (as the PAL framework does) and crops
-# back; an image with a side above TILE is predicted in overlapping TILE² windows.
-MULTIPLE = 32
-TILE = 1024
 
 
 def predict_probs(fn: ProbFn, image: Any, multiple: int = MULTIPLE, tile: int = TILE) -> np.ndarray:

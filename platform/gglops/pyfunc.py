@@ -7,7 +7,7 @@ else, and loads where gglops is not installed. Models from code are MLflow 3's w
 avoid pickling a class by reference to a module the serving side may not have.
 
 Input (N, C, H, W) float32 in [0, 1], any H and W; output (N, 1, H, W) probabilities. Like
-`gglops predict`, each batch is zero-padded at the bottom/right to a multiple of 16 (the
+`gglops predict`, each batch is zero-padded at the bottom/right to a multiple of 32 (the
 network halves the size four times) and the probabilities are cropped back.
 """
 
@@ -22,7 +22,7 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 BUNDLE_ARTIFACT = "bundle"  # the model's artifact holding model.pt and model.json
-SIZE_MULTIPLE = 16
+SIZE_MULTIPLE = 32  # as `gglops predict` pads (gglops.inference.MULTIPLE): the same answer
 
 
 class GGLNetPyfunc(PythonModel):

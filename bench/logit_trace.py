@@ -9,11 +9,15 @@ fraction of pixels predicted target (eval mode). Step s is the batch after s upd
 
 Switches, one at a time, to find what decides the start:
 
-- `--head`: the 16 → 1 prediction conv as built (`model`); `zero-bias` (the model's weights,
-  bias 0); `fanout` (the same weights × √16: the reference's Kaiming fan-out scale, bias 0);
-  `prior` (the model's weights, bias −log((1 − π)/π) with π = `--prior`); `retina`
-  (weights N(0, 0.01²) drawn from a generator of its own, prior bias).
-- `--loss`, `--augment-p` (platform), `--plain-augment` (plain), `--deterministic`.
+- `--head`: the 16 → 1 prediction conv as built (`model`: fan-in weights, bias calibrated
+  to `gglnet.model.PRIOR`); `zero-bias` (the same weights, bias 0: the init before the
+  calibration); `fanout` (the same weights × √16: the reference's Kaiming fan-out scale,
+  bias 0); `prior` (bias −log((1 − π)/π) with π = `--prior`, no calibration);
+  `calibrated` (bias calibrated to π = `--prior`); `retina` (weights N(0, 0.01²) from a
+  generator of their own, prior bias).
+- `--loss`, `--augment-p` (platform), `--plain-augment` (plain), `--deterministic`,
+  `--precision` (platform: `auto` is bf16 autocast on a CPU with avx512_bf16; the plain loop
+  runs fp32).
 
     python -m bench.logit_trace --seeds 1,2 --steps 200 --threads 2 --out /tmp/trace.json
 """
@@ -34,13 +38,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.seeds import BUILDERS, TRAINERS, LossFn, Pair, Setup, evaluate, read_folder, write_data
+from bench.seeds import (
+    BUILDERS,
+    TRAINERS,
+    LossFn,
+    Pair,
+    Setup,
+    evaluate,
+    read_folder,
+    resolved_precision,
+    write_data,
+)
 
 REPORT_STEPS = (0, 25, 50, 100, 200)
-HEADS = ("model", "zero-bias", "fanout", "prior", "retina")
+HEADS = ("model", "zero-bias", "fanout", "prior", "retina", "calibrated")
 
 
-class _Done(Exception):
+class _TraceDoneError(Exception):
     """Raised from inside the traced loss once the step budget is traced."""
 
 
@@ -64,27 +78,34 @@ class StepTrace:
         point["loss"] = loss.item()
         self.points.append(point)
         if len(self.points) > self.steps:
-            raise _Done
+            raise _TraceDoneError
         return loss
 
 
 def set_head(model: nn.Module, head: str, prior: float, seed: int = 0) -> None:
     """Re-initialise the prediction conv (`model.head[-1]`) as `head` says."""
+    from gglnet import GGLNet
+    from gglnet.model import calibrate_prior
+
+    assert isinstance(model, GGLNet)
     conv = model.head[-1]
-    assert isinstance(conv, nn.Conv2d) and conv.out_channels == 1
-    bias = -math.log((1 - prior) / prior)
+    assert isinstance(conv, nn.Conv2d) and conv.out_channels == 1 and conv.bias is not None
+    weight, bias = conv.weight, conv.bias
+    prior_logit = -math.log((1 - prior) / prior)
     with torch.no_grad():
         if head == "zero-bias":
-            conv.bias.zero_()
+            bias.zero_()
         elif head == "fanout":  # fan_out = 1 output × 1 × 1 vs fan_in = C_in: std × √C_in
-            conv.weight.mul_(math.sqrt(conv.in_channels))
-            conv.bias.zero_()
+            weight.mul_(math.sqrt(conv.in_channels))
+            bias.zero_()
         elif head == "prior":
-            conv.bias.fill_(bias)
+            bias.fill_(prior_logit)
         elif head == "retina":
             generator = torch.Generator().manual_seed(seed)
-            conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.01)
-            conv.bias.fill_(bias)
+            weight.copy_(torch.randn(weight.shape, generator=generator) * 0.01)
+            bias.fill_(prior_logit)
+        elif head == "calibrated":
+            calibrate_prior(model, prior)
         elif head != "model":
             raise ValueError(f"head {head!r}: one of {', '.join(HEADS)}")
 
@@ -109,7 +130,7 @@ def trace_run(
     for epoch in range(steps + 1):
         try:
             run.train_epoch(epoch)
-        except _Done:
+        except _TraceDoneError:
             break
         scores = evaluate(run.model, test)
         epochs.append({"epoch": epoch + 1, "step": len(trace.points)} | scores)
@@ -160,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--augment-p", type=float, default=d.augment_p, help="platform")
     parser.add_argument("--plain-augment", choices=("none", "flips", "menu"), default="flips")
     parser.add_argument("--deterministic", action="store_true", help="platform")
+    parser.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16"), default=d.precision, help="platform"
+    )
     parser.add_argument("--width-mult", type=float, default=d.width_mult)
     parser.add_argument("--n", type=int, default=d.n)
     parser.add_argument("--size", type=int, default=d.size)
@@ -176,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         augment_p=args.augment_p,
         plain_augment=args.plain_augment,
         deterministic=args.deterministic,
+        precision=args.precision,
         threads=args.threads,
     )
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -189,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                     trainer, root, setup, seed, test, args.steps, args.head, args.prior
                 )
                 results.append(result)
+                precision = resolved_precision(setup) if trainer == "platform" else "fp32"
                 print(
-                    f"[trace] {trainer} seed {seed} head {args.head} loss {args.loss} "
+                    f"[trace] {trainer} seed {seed} head {args.head} loss {args.loss} {precision} "
                     f"({result['train_images']} train images, {result['wall_s']:.0f} s)",
                     flush=True,
                 )

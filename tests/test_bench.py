@@ -167,3 +167,66 @@ def test_gpu_check_without_a_gpu_prints_one_line_and_exits_2(tmp_path: Path) -> 
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gpu_check: needs a CUDA GPU"), done.stdout
     assert not list(tmp_path.iterdir())  # nothing measured, nothing written
+
+
+# --- bench.seeds: the per-seed figures, without training -------------------------------------
+
+
+def _seed_run(trainer: str, seed: int, miou: list[float], pos: float = 0.01) -> Any:
+    from bench.seeds import RunResult
+
+    curve = [
+        {"epoch": i + 1, "loss": 0.9, "miou": m, "niou": m, "pd": 0.5, "fa": 1e-4, "pos": pos}
+        for i, m in enumerate(miou)
+    ]
+    return RunResult(trainer, seed, curve, wall_s=1.0)
+
+
+def test_seed_figures_choose_the_best_epoch_and_flag_slow_starts() -> None:
+    from bench.run import FIGURES, BenchFailedError
+    from bench.seeds import Setup, check_stuck, figures_of, stuck, table_text
+
+    assert stuck([0.0, 0.0, 0.0, 0.2] + [0.3] * 26, 30)  # 0.05 first reached at epoch 4 > 3
+    assert not stuck([0.0, 0.0, 0.05] + [0.3] * 27, 30)
+    setup = Setup(epochs=10, seeds=(1, 2))
+    runs = [
+        _seed_run("platform", 1, [0.1, 0.4, 0.3] + [0.2] * 7),
+        _seed_run("plain", 1, [0.1, 0.2, 0.5] + [0.4] * 7),
+        _seed_run("platform", 2, [0.0, 0.01, 0.2] + [0.2] * 7, pos=0.9),
+        _seed_run("plain", 2, [0.2] * 10),
+    ]
+    figures = figures_of(runs, setup, {"train": 102, "test": 26})
+    headline = {name for name in figures if name != "seeds_detail"}
+    assert headline <= set(FIGURES)
+    assert figures["seeds_miou_mean_platform"] == pytest.approx(0.3)  # best epochs 0.4, 0.2
+    assert figures["seeds_miou_min_plain"] == pytest.approx(0.2)
+    assert figures["seeds_platform_vs_plain"] == pytest.approx(0.3 / 0.35)
+    assert figures["seeds_target_px_epoch2_max_platform"] == pytest.approx(0.9)
+    assert figures["seeds_stuck_runs"] == {"value": 1, "runs": ["platform seed 2"]}
+    table = figures["seeds_detail"]["table"]
+    assert [r["chosen_epoch"] for r in table] == [2, 3, 3, 1]
+    assert "platform seed 2" not in str([r for r in table if r["collapsed"]])
+    assert "chosen mIoU" in table_text(figures)
+    check_stuck(figures)  # slow, not collapsed: the bench reports it and passes
+
+    runs[3] = _seed_run("plain", 2, [0.0] * 10)
+    with pytest.raises(BenchFailedError, match="plain seed 2"):
+        check_stuck(figures_of(runs, setup, {"train": 102, "test": 26}))
+
+
+def test_seed_platform_params_are_the_issue_recipe(tmp_path: Path) -> None:
+    from bench.seeds import Setup, platform_params
+    from gglops.params import Params
+
+    params = Params.model_validate(platform_params(Setup(), tmp_path, seed=3))
+    train, data = params.train, params.data
+    assert (train.lr, train.batch_size, train.loss, train.lr_schedule, train.grad_clip) == (
+        1e-4,
+        4,
+        "soft_iou",
+        "none",
+        0.0,
+    )
+    assert (train.seed, train.augment.p, train.epochs, params.model.width_mult) == (3, 0.5, 30, 1)
+    assert (data.layout, data.image_size) == ("msda-net", 64)
+    assert data.model_dump().get("selection", "test") == "test"

@@ -147,9 +147,11 @@ def test_initialisation_follows_the_reference() -> None:
     for conv in (c for g in gates for c in g.modules() if isinstance(c, nn.Conv2d)):
         fan_in = conv.weight[0].numel()
         assert conv.weight.abs().max() <= 1 / math.sqrt(fan_in) + 1e-6
-    # The prediction conv (16 → 1): fan-in, so no seed starts with saturated logits.
+    # The prediction conv (16 → 1): fan-in, so no seed starts with saturated logits, and a
+    # bias calibrated to the prior (test_every_seed_starts_at_the_prior).
     prediction = model.head[-1]
     assert prediction.weight.std().item() == pytest.approx(math.sqrt(2 / 4), rel=0.5)  # 4 in
+    assert prediction.bias.item() != 0
     skip = gate_convs | {id(prediction)}
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and id(m) not in skip]
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -170,23 +172,58 @@ def test_gglnet_never_imports_gglops() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_no_seed_starts_with_saturated_logits(tmp_path: Path) -> None:
-    """The prediction conv's fan-in init keeps every seed's starting logits near 0; the
-    reference's fan-out init puts whole images many logits away (the collapse's cause)."""
-    from gglnet.model import init_weights
+def _synthetic_batch(tmp_path: Path) -> torch.Tensor:
     from gglops.data.dataset import load_pair
     from gglops.data.layouts import resolve_layout
     from gglops.data.synth import synthesize
 
     root = synthesize(tmp_path / "s", 12, 64, 3)
-    images = torch.stack([load_pair(s)[0] for s in resolve_layout(root).train[:4]])
-    ours, reference = [], []
-    for seed in range(12):
+    return torch.stack([load_pair(s)[0] for s in resolve_layout(root).train[:4]])
+
+
+def test_every_seed_starts_at_the_prior(tmp_path: Path) -> None:
+    """On real images in train mode (what the first training step sees), over seeds 0..15:
+
+    - ours (fan-in weights, `calibrate_prior`): the mean start logit is logit(PRIOR) within
+      0.75 and under 15 % of pixels are predicted target;
+    - the same weights with bias 0 start half the seeds with most pixels predicted target,
+      which soft IoU drains only slowly;
+    - the reference's fan-out puts whole images many logits away (the collapse of seed 1).
+    (docs/recipe.md)"""
+    from gglnet.model import PRIOR, init_weights
+
+    images = _synthetic_batch(tmp_path)
+    prior_logit = math.log(PRIOR / (1 - PRIOR))
+    starts, zero_bias, fan_out = [], [], []
+    for seed in range(16):
         torch.manual_seed(seed)
         net = GGLNet().train()
         with torch.no_grad():
-            ours.append(net(images).mean().item())
+            logits = net(images)
+            starts.append((logits.mean().item(), (logits > 0).float().mean().item()))
+            net.head[-1].bias.zero_()
+            zero_bias.append((net(images) > 0).float().mean().item())
             init_weights(net.head[-1])  # the reference's fan-out on the same network
-            reference.append(net(images).mean().item())
-    assert max(abs(v) for v in ours) < 5, ours
-    assert max(abs(v) for v in reference) > 5, reference
+            fan_out.append(net(images).mean().item())
+    assert all(abs(mean - prior_logit) < 0.75 for mean, _ in starts), starts
+    assert max(positive for _, positive in starts) < 0.15, starts
+    assert sum(positive > 0.5 for positive in zero_bias) >= 4, zero_bias
+    assert max(abs(v) for v in fan_out) > 5, fan_out
+
+
+def test_calibration_keeps_seeding_and_batchnorm_state() -> None:
+    from gglnet.model import calibrate_prior
+
+    net = GGLNet(width_mult=0.25).eval()
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(int(m.num_batches_tracked) == 0 for m in norms)  # the probe pass left no trace
+    assert all(torch.all(m.running_mean == 0) and torch.all(m.running_var == 1) for m in norms)
+    state = torch.get_rng_state()
+    calibrate_prior(net, 0.01)
+    assert torch.equal(state, torch.get_rng_state())  # no global draw: seeding is unchanged
+    assert not net.training
+    bias = net.head[-1].bias.item()
+    calibrate_prior(net, 0.01)  # idempotent
+    assert net.head[-1].bias.item() == pytest.approx(bias, abs=1e-5)
+    with pytest.raises(ValueError, match="prior"):
+        calibrate_prior(net, 1.0)

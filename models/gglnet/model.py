@@ -7,6 +7,7 @@ sigmoid for export and serving.
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 
 import torch
@@ -27,6 +28,9 @@ from gglnet.blocks import (
 
 BASE_WIDTHS = (16, 32, 64, 128, 256)
 SIZE_MULTIPLE = 2 ** (len(BASE_WIDTHS) - 1)  # four halvings: H and W must divide by 16
+# Probability every pixel starts at (`calibrate_prior`): a logit of −2.2, where soft IoU
+# learns from for every seed measured (docs/recipe.md).
+PRIOR = 0.1
 
 
 def gradient_magnitude(x: torch.Tensor) -> torch.Tensor:
@@ -98,6 +102,7 @@ class GGLNet(nn.Module):
         )
         reference_init(self)
         init_prediction(prediction)
+        calibrate_prior(self, PRIOR)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The five GSM outputs, full resolution first."""
@@ -143,18 +148,48 @@ def reference_init(model: nn.Module) -> None:
 
 
 def init_prediction(conv: nn.Conv2d) -> None:
-    """Kaiming normal with fan_IN for the 16 → 1 prediction conv, zero bias (our one
-    departure from the reference init, docs/recipe.md).
+    """Kaiming normal with fan_IN for the 16 → 1 prediction conv, zero bias (the reference
+    uses fan_out; docs/recipe.md). `calibrate_prior` then sets the bias.
 
-    The reference's fan_out gives this conv weights of std √2 over 16 non-negative (ReLU)
-    inputs, so each image starts with one large common logit offset, ±10 depending on the
-    seed (−12.7 … +9.7 over 16 seeds on 128 px synthetic images). A negative start leaves
-    every pixel's sigmoid saturated (σ' ≈ 1e-3): soft IoU has no gradient to climb out, and
-    the run collapses to all-background (mIoU 0 for seed 1, in our loop and in a plain one).
-    Fan-in (std √(2/16)) keeps the start within a few logits of 0 for every seed."""
+    Fan-out gives this conv weights of std √2 over 16 non-negative (ReLU) inputs: each seed
+    starts every pixel near one common logit offset w·E[h] of ±10, and a start that far out
+    saturates every sigmoid (a collapse to all-background with soft IoU). Fan-in (std
+    √(2/16)) narrows the offset to about ±2–4 and keeps the weights large enough for Adam's
+    updates upstream to move the logits (weights of std 0.01, as RetinaNet's head, learn
+    several times slower here)."""
     nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
+
+
+def calibrate_prior(model: GGLNet, prior: float = PRIOR) -> None:
+    """Set the prediction conv's bias so that a fresh network's mean logit is logit(prior):
+    every seed then starts every pixel near probability `prior` (RetinaNet's prior bias,
+    with the weights' seed-dependent offset w·E[h] taken out).
+
+    The offset is measured by one train-mode forward pass on a fixed pseudo-random batch (a
+    generator of its own: the global RNG is not drawn from, so seeding stays as it was).
+    BatchNorm normalises each batch, so the offset on noise is the one real images get
+    (within ±0.5 logit over 16 seeds). BatchNorm running statistics are restored."""
+    if not 0 < prior < 1:
+        raise ValueError(f"prior must lie in (0, 1), got {prior}")
+    conv = model.head[-1]
+    assert isinstance(conv, nn.Conv2d) and conv.bias is not None
+    side = 2 * SIZE_MULTIPLE
+    probe = torch.rand(2, model.in_channels, side, side, generator=torch.Generator().manual_seed(0))
+    saved = [b.clone() for b in model.buffers()]
+    training = model.training
+    try:
+        model.train()
+        with torch.no_grad():
+            conv.bias.zero_()
+            offset = model(probe.to(conv.weight.device)).mean()
+            conv.bias.fill_(math.log(prior / (1 - prior)) - offset.item())
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(model.buffers(), saved, strict=True):
+                buffer.copy_(value)
+        model.train(training)
 
 
 def init_weights(module: nn.Module) -> None:

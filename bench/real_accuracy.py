@@ -28,7 +28,8 @@ worker sets torch's threads to the CPUs Ray gives it (`train.cpus_per_worker`, 2
 laptop recipe), so the baseline runs with as many (`THREADS`); the two never run at once.
 Figures: mean test mIoU/nIoU/Pd/Fa over seeds per trainer, the ratio of mean test mIoU,
 and the pass rule: platform mean test mIoU ≥ baseline mean − 0.02
-(`real_miou_platform_minus_baseline` ≥ −0.02); a miss raises `BenchFailedError`. The learning curves (val mIoU per epoch, trainer × seed) are drawn to
+(`real_miou_platform_minus_baseline` ≥ −0.02); a miss raises `BenchFailedError`. The
+learning curves (val mIoU per epoch, trainer × seed) are drawn to
 bench/real_accuracy.png.
 
     python -m bench.real_accuracy          # the full bench: 2 seeds × 2 trainers (~3 h)

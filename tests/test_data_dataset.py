@@ -114,7 +114,7 @@ def test_predict_probs_pads_to_32_and_crops_back() -> None:
     assert seen == [(1, 3, 64, 64)]
     np.testing.assert_array_equal(probs, image[0])
     padded, original = pad_to_multiple(image[None])
-    assert original == (37, 50) and padded.shape == (1, 3, 48, 64)
+    assert original == (37, 50) and padded.shape == (1, 3, 64, 64)
     assert padded[..., 37:, :].sum() == 0 and padded[..., 50:].sum() == 0
 
 

@@ -234,14 +234,20 @@ def _epoch_text(point: dict[str, float], epochs: int) -> str:
 # --- running the two trainers ----------------------------------------------------------------
 
 
-def _stream(cmd: list[str], log: Path, relay: Callable[[str], None], **kw: Any) -> None:
+def _stream(
+    cmd: list[str],
+    log: Path,
+    relay: Callable[[str], None],
+    timeout_s: float = RUN_TIMEOUT_S,
+    **kw: Any,
+) -> None:
     """Run `cmd`, everything to `log`, progress lines to `relay`; a failure names the log.
-    A run still going after RUN_TIMEOUT_S is killed: a hung Ray must not hang `make bench`."""
+    A run still going after `timeout_s` is killed: a hung Ray must not hang `make bench`."""
     with log.open("w") as sink:
         proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, **kw
         )
-        watchdog = threading.Timer(RUN_TIMEOUT_S, proc.kill)
+        watchdog = threading.Timer(timeout_s, proc.kill)
         watchdog.start()
         try:
             assert proc.stdout is not None
@@ -256,7 +262,9 @@ def _stream(cmd: list[str], log: Path, relay: Callable[[str], None], **kw: Any) 
         raise RuntimeError(f"{cmd[0]} … exited {rc}; log {log}:\n{tail}")
 
 
-def _printer(label: str, pattern: re.Pattern[str]) -> Callable[[str], None]:
+def _printer(
+    label: str, pattern: re.Pattern[str], prefix: str = "[accuracy]"
+) -> Callable[[str], None]:
     """Relay progress lines once each (Ray's log forwarding can repeat a worker's line)."""
     seen: set[str] = set()
 
@@ -264,7 +272,7 @@ def _printer(label: str, pattern: re.Pattern[str]) -> Callable[[str], None]:
         match = pattern.search(line)
         if match and match.group(1) not in seen:
             seen.add(match.group(1))
-            print(f"[accuracy] {label}: {match.group(1)}", flush=True)
+            print(f"{prefix} {label}: {match.group(1)}", flush=True)
 
     return relay
 

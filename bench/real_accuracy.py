@@ -50,19 +50,17 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.accuracy import BIN, EPOCH_LINE, METRICS, _platform_env
+from bench.accuracy import BIN, EPOCH_LINE, METRICS, _platform_env, _printer, _stream
 from bench.run import BenchFailedError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -358,41 +356,6 @@ def epoch_text(point: dict[str, float], epochs: int) -> str:
 # --- running the two trainers -------------------------------------------------------------------
 
 
-def _stream(cmd: list[str], log: Path, relay: Callable[[str], None], **kw: Any) -> None:
-    """Run `cmd`, everything to `log`, lines to `relay`; killed after RUN_TIMEOUT_S; a failure
-    names the log and shows its tail."""
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, **kw
-        )
-        watchdog = threading.Timer(RUN_TIMEOUT_S, proc.kill)
-        watchdog.start()
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                sink.write(line)
-                relay(line.rstrip("\n"))
-            rc = proc.wait()
-        finally:
-            watchdog.cancel()
-    if rc != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
-        raise RuntimeError(f"{Path(cmd[0]).name} … exited {rc}; log {log}:\n{tail}")
-
-
-def _printer(label: str, pattern: re.Pattern[str]) -> Callable[[str], None]:
-    """Relay progress lines once each (Ray's log forwarding can repeat a worker's line)."""
-    seen: set[str] = set()
-
-    def relay(line: str) -> None:
-        match = pattern.search(line)
-        if match and match.group(1) not in seen:
-            seen.add(match.group(1))
-            print(f"{PREFIX} {label}: {match.group(1)}", flush=True)
-
-    return relay
-
-
 def read_history(path: Path) -> list[dict[str, float]]:
     """`gglops train --history` CSV → the curve (1-based epochs, val metrics)."""
     with path.open() as handle:
@@ -415,11 +378,11 @@ def run_platform(root: Path, recipe: Path, sets: Sequence[str], seed: int, work:
     train += ["--model-dir", str(run / "model"), "--out", str(run / "out.json")]
     env = _platform_env(run)
     start = time.perf_counter()
-    relay = _printer(f"platform seed {seed}", EPOCH_LINE)
-    _stream(train, run / "train.log", relay, cwd=run, env=env)
+    relay = _printer(f"platform seed {seed}", EPOCH_LINE, PREFIX)
+    _stream(train, run / "train.log", relay, RUN_TIMEOUT_S, cwd=run, env=env)
     evaluate = [str(BIN / "gglops"), "evaluate", str(run / "model"), str(root)]
     evaluate += ["--params", str(recipe), *set_args, "--out", str(run / "metrics.json")]
-    _stream(evaluate, run / "evaluate.log", lambda _: None, cwd=run, env=env)
+    _stream(evaluate, run / "evaluate.log", lambda _: None, RUN_TIMEOUT_S, cwd=run, env=env)
     wall = time.perf_counter() - start
     out = json.loads((run / "out.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
@@ -440,8 +403,8 @@ def run_baseline(root: Path, recipe: Recipe, seed: int, work: Path) -> RunResult
     cmd = [sys.executable, "-m", "bench.real_accuracy", "baseline", "--data", str(root)]
     cmd += ["--seed", str(seed), "--recipe-json", json.dumps(asdict(recipe)), "--out", str(out)]
     env = os.environ | {"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
-    relay = _printer(f"baseline seed {seed}", re.compile(r"^(epoch \d+/\d+.*)$"))
-    _stream(cmd, run / "train.log", relay, cwd=ROOT, env=env)
+    relay = _printer(f"baseline seed {seed}", re.compile(r"^(epoch \d+/\d+.*)$"), PREFIX)
+    _stream(cmd, run / "train.log", relay, RUN_TIMEOUT_S, cwd=ROOT, env=env)
     result = RunResult(**json.loads(out.read_text()))
     print(
         f"{PREFIX} baseline seed {seed}: {_result_text(result.test, result.best_epoch)}", flush=True

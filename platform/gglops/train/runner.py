@@ -69,7 +69,7 @@ def run_training(
     """Validate everything cheap first, then train on Ray and track the run in MLflow."""
     console = console or Console(highlight=False)
     params = request.params
-    data_root = _check_data(params)
+    data_root, selection = _check_data(params)
     storage = resolve_storage(settings, request.storage_path)
     check_writable(storage)
     check_space(
@@ -85,7 +85,7 @@ def run_training(
         cpus = params.train.cpus_per_worker
         connect_ray(settings, params.train.workers * cpus)
         check_capacity(params.train.workers, params.train.use_gpu, cpus)
-        return _train(request, settings, data_root, storage, run_name, console)
+        return _train(request, settings, data_root, selection, storage, run_name, console)
 
 
 def _mark_abandoned(settings: Settings, storage: Storage, run_name: str, console: Console) -> None:
@@ -107,12 +107,13 @@ def _train(
     request: TrainRequest,
     settings: Settings,
     data_root: Path,
+    selection: str,
     storage: Storage,
     run_name: str,
     console: Console,
 ) -> TrainResult:
     params = request.params
-    run_id = _open_run(settings, params, data_root, run_name, storage)
+    run_id = _open_run(settings, params, data_root, selection, run_name, storage)
     uri = settings.mlflow_tracking_uri
     trainer = build_trainer(
         params,
@@ -139,8 +140,9 @@ def _train(
         _quietly(tracking.end_run, uri, run_id, "FAILED")
         raise UsageError(_stopped_line(summary.stopped, result.checkpoint, storage))
     return _finish(
-        result, summary, settings, params, run_id, run_name, storage, console, request.echo
-    )
+        result, summary, settings, params, selection, run_id, run_name, storage, console,
+        request.echo,
+    )  # fmt: skip
 
 
 def _stopped_line(reason: str, checkpoint: Any, storage: Storage) -> str:
@@ -149,14 +151,9 @@ def _stopped_line(reason: str, checkpoint: Any, storage: Storage) -> str:
     return f"train: {reason}; last good checkpoint: {kept} (lower train.lr or set train.grad_clip)"
 
 
-def model_selection(params: Params, data_root: Path) -> str:
-    """One line naming the split that chooses the model, for every record of the run."""
-    from gglops.train.session import selection_of
-
-    return f"{params.data.selection}: {selection_of(data_root, params).description}"
-
-
-def _check_data(params: Params) -> Path:
+def _check_data(params: Params) -> tuple[Path, str]:
+    """The data root, and one line naming the split that chooses the model (for every record
+    of the run), from one reading of the dataset's splits."""
     from gglops.train.session import selection_of
 
     root = Path(params.data.root)
@@ -165,7 +162,7 @@ def _check_data(params: Params) -> Path:
     splits = selection_of(root, params)
     if not splits.fit or not splits.test:
         raise DataError(f"{root}: the split has no train or no test images")
-    return root
+    return root, f"{params.data.selection}: {splits.description}"
 
 
 def _run_name(storage: Storage, base: str, resume: bool, console: Console) -> str:
@@ -179,7 +176,12 @@ def _run_name(storage: Storage, base: str, resume: bool, console: Console) -> st
 
 
 def _open_run(
-    settings: Settings, params: Params, data_root: Path, run_name: str, storage: Storage
+    settings: Settings,
+    params: Params,
+    data_root: Path,
+    selection: str,
+    run_name: str,
+    storage: Storage,
 ) -> str:
     """The MLflow run of this Ray run: reopened on resume, else created with params, tags,
     lineage, the data splits as inputs and the params as a params.yaml artifact."""
@@ -188,7 +190,7 @@ def _open_run(
         origin = tracking.lineage(params, data_root, source="gglops train")
     else:
         origin = None  # resumed: the run has its lineage already
-    tags = {"ray_storage": storage.uri, "model_selection": model_selection(params, data_root)}
+    tags = {"ray_storage": storage.uri, "model_selection": selection}
     run_id = tracking.open_run(uri, experiment, run_name, params.flat(), tags, origin)
     if origin is not None:
         text = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
@@ -201,6 +203,7 @@ def _finish(
     summary: WorkerSummary,
     settings: Settings,
     params: Params,
+    selection: str,
     run_id: str,
     run_name: str,
     storage: Storage,
@@ -238,7 +241,7 @@ def _finish(
         node_ids=summary.node_ids,
         mlflow_pending=pending,
         model_log_s=log_s,
-        model_selection=model_selection(params, Path(params.data.root)),
+        model_selection=selection,
         precision=summary.precision,
     )
 

@@ -25,9 +25,9 @@ one run after the other:
 
 Both are scored by `gglops.metrics.IRSTDMetrics` (threshold 0.5). Threads: a `gglops train`
 worker sets torch's threads to the CPUs Ray gives it (`train.cpus_per_worker`, 2 in the
-laptop recipe), so the baseline runs with as many (`THREADS`); the two never run at once.
-Figures: mean test mIoU/nIoU/Pd/Fa over seeds per trainer, the ratio of mean test mIoU,
-and the pass rule: platform mean test mIoU ≥ baseline mean − 0.02
+laptop recipe), so the baseline runs with as many (`Recipe.threads`); the two never run at
+once. Figures: mean test mIoU/nIoU/Pd/Fa over seeds per trainer, the ratio of mean test
+mIoU, and the pass rule: platform mean test mIoU ≥ baseline mean − 0.02
 (`real_miou_platform_minus_baseline` ≥ −0.02); a miss raises `BenchFailedError`. The
 learning curves (val mIoU per epoch, trainer × seed) are drawn to
 bench/real_accuracy.png.
@@ -46,6 +46,7 @@ import argparse
 import copy
 import csv
 import json
+import math
 import os
 import random
 import re
@@ -71,7 +72,6 @@ PLOT = ROOT / "bench" / "real_accuracy.png"
 SPLIT = "idx_427"
 SEEDS = (0, 1)
 TOLERANCE = 0.02  # pass: platform mean test mIoU >= baseline mean - TOLERANCE
-THREADS = 2  # a `gglops train` worker's torch threads (the recipe's train.cpus_per_worker)
 EVAL_MULTIPLE = 32  # native-resolution evaluation pads to a multiple of 32
 RUN_TIMEOUT_S = 4 * 3600.0  # one run (a 40-epoch laptop run: ~40 min on 1 thread)
 SMOKE_SETS = ("model.width_mult=0.25", "data.patch_size=32", "train.epochs=2")
@@ -107,6 +107,7 @@ class Recipe:
     loss: str
     grad_clip: float
     precision: str  # the recipe's setting: auto, fp32, bf16, fp16
+    threads: int  # a `gglops train` worker's torch threads: train.cpus_per_worker, floored
 
     @classmethod
     def load(cls, path: Path, sets: Sequence[str] = ()) -> Recipe:
@@ -132,23 +133,17 @@ class Recipe:
             loss=train.loss,
             grad_clip=train.grad_clip,
             precision=train.precision,
+            threads=max(1, math.floor(train.cpus_per_worker)),
         )
 
 
-def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    try:
-        flags = set(cpuinfo.read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+def concrete_precision(setting: str) -> str:
+    """What `train.precision` means on this CPU, by the platform's own rule."""
+    import torch
 
+    from gglops.train.precision import resolve_precision
 
-def concrete_precision(setting: str, bf16_native: bool | None = None) -> str:
-    """auto → bf16 on a CPU that computes it natively, else fp32; others as they are."""
-    if setting != "auto":
-        return setting
-    native = cpu_has_bf16() if bf16_native is None else bf16_native
-    return "bf16" if native else "fp32"
+    return resolve_precision(setting, torch.device("cpu"))
 
 
 # --- the baseline's own data code (PIL and numpy only) ----------------------------------------
@@ -296,7 +291,7 @@ def train_baseline(root: Path, recipe: Recipe, seed: int) -> RunResult:
     from gglnet import LOSSES, GGLNet
 
     start = time.perf_counter()
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(recipe.threads)
     random.seed(seed)
     torch.manual_seed(seed)
     precision = concrete_precision(recipe.precision)
@@ -342,7 +337,11 @@ def train_baseline(root: Path, recipe: Recipe, seed: int) -> RunResult:
     model.load_state_dict(best[2])
     del train
     test = score(model, [read_pair(root, s) for s in read_split(root, "test")], "fp32")
-    extra = {"precision": precision, "images_per_s": float(np.median(rates)), "threads": THREADS}
+    extra = {
+        "precision": precision,
+        "images_per_s": float(np.median(rates)),
+        "threads": recipe.threads,
+    }
     return RunResult("baseline", seed, curve, best[1], test, time.perf_counter() - start, extra)
 
 
@@ -402,7 +401,8 @@ def run_baseline(root: Path, recipe: Recipe, seed: int, work: Path) -> RunResult
     out = run / "result.json"
     cmd = [sys.executable, "-m", "bench.real_accuracy", "baseline", "--data", str(root)]
     cmd += ["--seed", str(seed), "--recipe-json", json.dumps(asdict(recipe)), "--out", str(out)]
-    env = os.environ | {"OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
+    threads = str(recipe.threads)
+    env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     relay = _printer(f"baseline seed {seed}", re.compile(r"^(epoch \d+/\d+.*)$"), PREFIX)
     _stream(cmd, run / "train.log", relay, RUN_TIMEOUT_S, cwd=ROOT, env=env)
     result = RunResult(**json.loads(out.read_text()))
@@ -577,7 +577,7 @@ def protocol_of(
         "augment": "platform: data.crop_target_p and train.augment of the recipe; baseline: "
         "uniform random patches, horizontal and vertical flips (p 0.5 each)",
         "seeds": list(config.seeds),
-        "threads_per_run": THREADS,
+        "threads_per_run": recipe.threads,
         "runs": "one at a time: per seed, platform then baseline",
         "pass_rule": f"platform mean test mIoU >= baseline mean - {TOLERANCE}",
     }
@@ -604,7 +604,7 @@ def measure(config: Config | None = None) -> dict[str, Any]:
             f"{splits['test']} test) from {root}; recipe {protocol['recipe']} "
             f"{' '.join(config.overrides)}; {recipe.epochs} epochs, seeds {list(config.seeds)}, "
             f"width {recipe.width_mult}, {recipe.patch_size}² patches, precision "
-            f"{protocol['precision_concrete']}, {THREADS} thread(s), one run at a time",
+            f"{protocol['precision_concrete']}, {recipe.threads} thread(s), one run at a time",
             flush=True,
         )
         runs = []

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from bench import real_accuracy as real
+from gglops.train.precision import cpu_has_native_bf16
 
 
 def _run(trainer: str, seed: int, test_miou: float, curve: list[float]) -> real.RunResult:
@@ -134,12 +135,14 @@ def test_recipe_and_precision_follow_the_laptop_recipe(tmp_path: Path) -> None:
     assert (recipe.loss, recipe.epochs, recipe.precision) == ("bce_soft_iou", 40, "auto")
     smoke = real.Recipe.load(real.RECIPE, real.Config(smoke=True, epochs=3).overrides)
     assert (smoke.width_mult, smoke.patch_size, smoke.epochs) == (0.25, 32, 3)
-    assert real.concrete_precision("auto", bf16_native=True) == "bf16"
-    assert real.concrete_precision("auto", bf16_native=False) == "fp32"
-    assert real.concrete_precision("fp32", bf16_native=True) == "fp32"
+    assert recipe.threads == 2  # the recipe's train.cpus_per_worker
+    native = cpu_has_native_bf16()
+    assert real.concrete_precision("auto") == ("bf16" if native else "fp32")
+    assert real.concrete_precision("fp32") == "fp32"
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("flags\t: fpu avx512f avx512_bf16\n")
-    assert real.cpu_has_bf16(cpuinfo) and not real.cpu_has_bf16(tmp_path / "none")
+    probe = cpu_has_native_bf16.__wrapped__
+    assert probe(cpuinfo) and not probe(tmp_path / "none")
 
 
 def test_smoke_subset_keeps_the_layout_and_misc_111(

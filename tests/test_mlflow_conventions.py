@@ -30,6 +30,7 @@ from gglnet import GGLNet
 from gglops import tracking
 from gglops.modelio import save_bundle
 from gglops.params import Params
+from gglops.pyfunc import SIZE_MULTIPLE
 from gglops.registry import register_run
 from gglops.settings import load_settings
 from gglops.tune.trial import trial_label
@@ -160,7 +161,7 @@ def test_champion_serves_any_size_from_mlflow_alone(champion, tmp_path: Path) ->
             status, probs = _invoke(port, image)
             assert status == 200 and probs.shape == (1, 1, height, width)
             print(f"POST /invocations {height}x{width}: HTTP {status}, mask {probs.shape}")
-            padded = np.pad(image, [(0, 0), (0, 0), (0, -height % 16), (0, -width % 16)])
+            padded = np.pad(image, [(0, 0), (0, 0), (0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE)])
             with torch.no_grad():
                 expected = torch.sigmoid(champion["net"](torch.from_numpy(padded))).numpy()
             np.testing.assert_allclose(probs, expected[..., :height, :width], atol=1e-5)

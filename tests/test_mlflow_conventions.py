@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gglnet import GGLNet
 from gglops import tracking
@@ -161,7 +162,8 @@ def test_champion_serves_any_size_from_mlflow_alone(champion, tmp_path: Path) ->
             status, probs = _invoke(port, image)
             assert status == 200 and probs.shape == (1, 1, height, width)
             print(f"POST /invocations {height}x{width}: HTTP {status}, mask {probs.shape}")
-            padded = np.pad(image, [(0, 0), (0, 0), (0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE)])
+            pad = [(0, 0), (0, 0), (0, -height % SIZE_MULTIPLE), (0, -width % SIZE_MULTIPLE)]
+            padded = np.pad(image, pad)
             with torch.no_grad():
                 expected = torch.sigmoid(champion["net"](torch.from_numpy(padded))).numpy()
             np.testing.assert_allclose(probs, expected[..., :height, :width], atol=1e-5)
@@ -169,6 +171,26 @@ def test_champion_serves_any_size_from_mlflow_alone(champion, tmp_path: Path) ->
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     print(f"scoring server of {model} ready in {ready_s:.1f} s, without gglops/gglnet")
+
+
+@pytest.mark.integration
+def test_models_uri_resolves_with_only_the_gglops_setting(champion, tmp_path: Path) -> None:
+    """MLflow resolves `models:/` names with its own registry URI; with only the documented
+    GGLOPS_MLFLOW_TRACKING_URI set it must still reach our server, not ./mlflow.db."""
+    image = tmp_path / "sky.png"
+    Image.fromarray(np.zeros((40, 56), np.uint8)).save(image)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "GGLOPS_MLFLOW_TRACKING_URI": champion["uri"],
+    }
+    model = f"models:/{champion['name']}@champion"
+    gglops = Path(sys.executable).parent / "gglops"
+    cmd = [str(gglops), "predict", model, str(image), "--out", str(tmp_path / "out")]
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "sky_mask.png").exists()
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 # --- the run, the logged model and the version as MLflow 3 shows them -----------------------

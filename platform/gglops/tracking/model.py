@@ -127,14 +127,17 @@ def download_model_bundle(
         tracking_uri = load_settings().mlflow_tracking_uri
     dst = dst or Path(tempfile.mkdtemp(prefix="gglops-model-"))
     try:
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=model_uri,
-                dst_path=str(dst),
-                tracking_uri=tracking_uri,
-                registry_uri=tracking_uri,
+        # MLflow resolves a `models:/` name with its global registry URI whatever is passed
+        # here, which falls back to ./mlflow.db when only GGLOPS_* is set: point it at ours.
+        with fluent(tracking_uri):
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=model_uri,
+                    dst_path=str(dst),
+                    tracking_uri=tracking_uri,
+                    registry_uri=tracking_uri,
+                )
             )
-        )
     except mlflow.exceptions.MlflowException as exc:
         raise ServiceError(f"{model_uri}: cannot download the model ({exc.message})") from None
     bundle = local / "artifacts" / BUNDLE_ARTIFACT

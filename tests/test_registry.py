@@ -81,6 +81,21 @@ def test_register_tags_lineage_and_metrics(runs, model_env: str, synth_data: Pat
 
 
 @pytest.mark.integration
+def test_register_without_metrics_tags_the_logged_models_epoch(
+    stack, model_env: str, synth_data: Path, tmp_path: Path
+) -> None:
+    """The run's latest val_* values are its last epoch's; the version holds the best one's."""
+    net = GGLNet(width_mult=0.25)
+    run_id = logged_run(stack.mlflow_uri, synth_data, net, tmp_path, val_miou=[0.1, 0.4, 0.25])
+    result = register_run(run_id, load_settings())
+    assert float(result.tags["val_miou"]) == pytest.approx(0.4)
+    assert not any(key.startswith("test_") for key in result.tags)
+    client = MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
+    description = client.get_model_version(model_env, result.version).description
+    assert "**Validation metrics** (its epoch): miou 0.4" in description, description
+
+
+@pytest.mark.integration
 def test_register_unknown_run_is_exit_2(model_env: str, gglops_cli, reliability) -> None:
     code, out = gglops_cli(["register", "0123456789abcdef0123456789abcdef"])
     assert code == 2 and "not found" in out and "Traceback" not in out

@@ -38,6 +38,8 @@ DATA_PARAMS = {
     **{f"data_custom_{key}": f"data.custom.{key}" for key in CUSTOM_KEYS},
 }
 METRICS = ("miou", "niou", "pd", "fa")
+# A version's scores: its evaluation on test, else the validation metrics of its model's epoch.
+SCORE_HEADINGS = {"test": "**Test metrics**", "val": "**Validation metrics** (its epoch)"}
 MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
@@ -143,25 +145,32 @@ def _metrics_from_file(path: Path) -> dict[str, float]:
         raise UsageError(f"{path}: not a metrics file with {', '.join(METRICS)} ({exc})") from None
 
 
-def _metrics_from_run(run: Any) -> dict[str, float]:
-    """test_* metrics of the run, else its final val_* ones."""
+def _model_scores(client: Any, run: Any) -> dict[str, float]:
+    """The run's test_* metrics (its evaluation), else the val_* metrics of the epoch whose
+    model it logged: the run's latest values belong to its last epoch, not to its model."""
     found = run.data.metrics
-    out = {}
+    test = {f"test_{m}": float(found[f"test_{m}"]) for m in METRICS if f"test_{m}" in found}
+    if test:
+        return test
+    outputs = run.outputs.model_outputs if run.outputs else []
+    if not outputs:
+        return {}
+    step = outputs[-1].step
+    scores: dict[str, float] = {}
     for m in METRICS:
-        value = found.get(f"test_{m}", found.get(f"val_{m}"))
-        if value is not None:
-            out[m] = float(value)
-    return out
+        history = client.get_metric_history(run.info.run_id, f"val_{m}")
+        scores |= {f"val_{m}": float(h.value) for h in history if h.step == step}
+    return scores
 
 
-def _version_tags(run: Any, metrics: dict[str, float]) -> dict[str, str]:
+def _version_tags(run: Any, scores: dict[str, float]) -> dict[str, str]:
     tags = {k: run.data.tags[k] for k in LINEAGE_TAGS if k in run.data.tags}
     for tag, param in DATA_PARAMS.items():
         value = run.data.params.get(param)
         if value is not None and value != "None":
             tags[tag] = value
     tags["run_id"] = run.info.run_id
-    tags |= {f"test_{m}": f"{v:.6g}" for m, v in metrics.items()}
+    tags |= {key: f"{v:.6g}" for key, v in scores.items()}
     return tags
 
 
@@ -178,10 +187,13 @@ def register_run(
         run = reg.client.get_run(run_id)
     except MlflowException:
         raise UsageError(f"run {run_id} not found on {reg.uri}") from None
-    metrics = _metrics_from_file(metrics_file) if metrics_file else _metrics_from_run(run)
-    tags = _version_tags(run, metrics)
     if metrics_file:
+        metrics = _metrics_from_file(metrics_file)
         _log_evaluation(reg.uri, run_id, metrics, metrics_file)
+        scores = {f"test_{m}": v for m, v in metrics.items()}
+    else:
+        scores = _model_scores(reg.client, run)
+    tags = _version_tags(run, scores)
     try:
         version = tracking.register_model(reg.uri, run_id, reg.name, tags, _description(run, tags))
     except MlflowException as exc:
@@ -203,16 +215,25 @@ def _description(run: Any, tags: dict[str, str]) -> str:
     params = run.data.params
     split = f"layout {tags.get('data_layout', 'auto')}, split {tags.get('data_split', 'default')}"
     recipe = ", ".join(f"{k.split('.')[-1]} {params[k]}" for k in RECIPE_PARAMS if k in params)
-    scores = ", ".join(
-        f"{m} {metric_text(m, float(tags[f'test_{m}']))}" for m in METRICS if f"test_{m}" in tags
-    )
+    scores = {
+        heading: ", ".join(
+            f"{m} {metric_text(m, float(tags[f'{prefix}_{m}']))}"
+            for m in METRICS
+            if f"{prefix}_{m}" in tags
+        )
+        for prefix, heading in (
+            ("test", "**Test metrics**"),
+            ("val", "**Validation metrics** (its epoch)"),
+        )
+    }
+    shown = [f"{heading}: {text}" for heading, text in scores.items() if text]
     return "\n\n".join(  # paragraphs: the UI renders the description as Markdown
         [
             f"**Data**: {tags.get('dataset', '?')} at `{tags.get('data_root', '?')}` ({split}), "
             f"data_hash `{tags.get('data_hash', '?')[:12]}`",
             f"**Recipe**: run `{run.info.run_name}` ({recipe}), params_hash "
             f"`{tags.get('params_hash', '?')[:12]}`, git `{tags.get('git_commit', '?')[:12]}`",
-            f"**Test metrics**: {scores or 'none recorded'}",
+            *(shown or ["**Test metrics**: none recorded"]),
             f"{GATES_HEADING}: not evaluated yet (`gglops promote`)",
         ]
     )

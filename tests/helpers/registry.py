@@ -3,6 +3,7 @@ leaves them (used by the registry, report, evaluate and serving tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +36,15 @@ def calibrated_model(data_root: Path, seed: int, quantile: float = 0.995) -> GGL
 
 
 def logged_run(
-    uri: str, data_root: Path, net: GGLNet, tmp: Path, params: Params | None = None
+    uri: str,
+    data_root: Path,
+    net: GGLNet,
+    tmp: Path,
+    params: Params | None = None,
+    val_miou: Sequence[float] = (),
 ) -> str:
-    """An MLflow run laid out as training leaves it: tags, params and the `model` pyfunc."""
+    """An MLflow run laid out as training leaves it: tags, params, `val_miou` per epoch and
+    the `model` pyfunc, logged at the best of those epochs."""
     base = params or Params()
     params = base.with_overrides({"data.layout": LAYOUT, "data.split": SPLIT})
     tags = {
@@ -48,7 +55,10 @@ def logged_run(
         "params_hash": params.digest(),
     }
     run_id = tracking.start_run(uri, "gglops-registry-tests", "reg", params.flat(), tags)
+    for epoch, value in enumerate(val_miou):
+        tracking.log_metrics(uri, run_id, {"val_miou": value}, epoch)
+    best = max(range(len(val_miou)), key=val_miou.__getitem__, default=0)
     bundle = save_bundle(net, tmp / f"bundle-{run_id}", width_mult=net.width_mult)
-    tracking.log_model(uri, run_id, bundle)
+    tracking.log_model(uri, run_id, bundle, step=best)
     tracking.end_run(uri, run_id)
     return run_id

@@ -10,11 +10,10 @@ import sys
 import ray
 
 from gglops.errors import ServiceError, UsageError
+from gglops.raypatches import use_loopback_node_ip
 from gglops.settings import Settings
 
 ADDRESS_SETTING = "GGLOPS_RAY_ADDRESS"
-# Ray's switch for single-node Windows/macOS clusters; "0" makes a node's IP 127.0.0.1.
-LOOPBACK_NODE_IP_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def connect_ray(
@@ -100,13 +99,3 @@ def is_local_stack_head(settings: Settings, address: str | None = None) -> bool:
     if host not in ("127.0.0.1", "localhost"):
         return False
     return is_ours(PidRecord.load(settings.stack_dir.absolute() / "ray.pid"))
-
-
-def use_loopback_node_ip() -> None:
-    """Agree with the stack's head, whose node IP is 127.0.0.1 (see RayService.env): without
-    this Ray rewrites a 127.0.0.1 address to the host's and cannot reach the loopback GCS.
-    Ray reads the variable when it is imported, so the imported constant is set as well."""
-    from ray._private import ray_constants
-
-    os.environ[LOOPBACK_NODE_IP_VAR] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from ray.train import Checkpoint
 from ray.train.torch import get_device, prepare_data_loader, prepare_model
 
+from gglops.raypatches import quiet_train_reports
 from gglops.tracking import MetricSink
 from gglops.train.checkpointing import (
     Restored,
@@ -41,6 +42,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     Returns rank 0's `WorkerSummary` (Ray hands it to the driver as `Result.return_value`).
     """
     cfg: LoopConfig = config[CONFIG_KEY]
+    quiet_train_reports()
     _use_assigned_cpus()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()

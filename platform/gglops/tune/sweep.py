@@ -23,6 +23,7 @@ from gglops.errors import CheckError, DataError, GGLOpsError, UsageError
 from gglops.files import atomic_write
 from gglops.params import Params, SearchDim
 from gglops.raycluster import check_capacity, connect_ray
+from gglops.raypatches import keep_credentials_on_the_nodes
 from gglops.settings import Settings
 from gglops.train.storage import (
     Storage,
@@ -66,7 +67,7 @@ def run_tuning(request: TuneRequest, settings: Settings) -> TuneResult:
     tp = params.tune
     connect_ray(settings, tp.workers_per_trial * tp.cpus_per_worker + TRIAL_CPUS)
     if settings.ray_address:
-        _keep_credentials_on_the_nodes()
+        keep_credentials_on_the_nodes()
     check_capacity(tp.workers_per_trial, params.train.use_gpu, tp.cpus_per_worker,
                    setting="tune.workers_per_trial")  # fmt: skip
     lineage = tracking.lineage(params, data_root, source="gglops tune")
@@ -161,21 +162,6 @@ def _exists(storage: Storage, name: str) -> bool:
 
 def _uri(storage: Storage, name: str) -> str:
     return f"{storage.path}/{name}"
-
-
-# Ray Tune copies these from the driver's env into each trial actor's runtime env, which
-# Ray's runtime-env agent logs in clear (runtime_env_agent.log).
-_PROPAGATED_CREDENTIALS = frozenset(
-    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"}
-)
-
-
-def _keep_credentials_on_the_nodes() -> None:
-    """On a cluster the nodes carry their own S3 keys (a Secret, the stack head's env): stop
-    Tune from shipping the driver's copy through a logged runtime env."""
-    from ray.tune.execution import class_cache
-
-    class_cache.ENV_VARS_TO_PROPAGATE = class_cache.ENV_VARS_TO_PROPAGATE - _PROPAGATED_CREDENTIALS
 
 
 def _tuner(

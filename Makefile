@@ -44,7 +44,7 @@ test-fast: setup
 
 # The README's reliability block and docs/reliability.md from the last full `make test`.
 docs: setup
-	$(BIN)/python docs/tables.py
+	$(BIN)/python tools/tables.py
 
 lint: setup
 	$(BIN)/ruff check .

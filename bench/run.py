@@ -1,5 +1,5 @@
 """`make bench`: run the benchmarks, merge their figures into bench/results.json, and write
-the table (bench/results.md, also pasted into the README "Performance" section) and a PNG.
+the table (bench/results.md, also pasted into docs/performance.md) and a PNG.
 
 Each figure is a ratio or a pair measured in the same run, because these machines are
 noisy. `--only onnx,loader` reruns a subset: its figures replace the stored ones, the rest
@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
 TABLE = ROOT / "bench" / "results.md"
 PLOT = ROOT / "bench" / "throughput.png"
-README = ROOT / "README.md"
+# The measurements page: its block between the markers is this table, generated, never edited.
+PAGE = ROOT / "docs" / "performance.md"
 MARK_BEGIN, MARK_END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -361,7 +362,7 @@ def markdown_table(figures: dict[str, dict[str, Any]]) -> str:
         f"Machine: {described}. Every figure and the detail behind it (per-round rates, "
         "latencies in ms, matmul peak, load average at measurement) is in "
         "`bench/results.json`; throughput per configuration: "
-        "[bench/throughput.png](bench/throughput.png).",
+        "[bench/throughput.png](../bench/throughput.png).",
     ]
     return "\n".join(rows) + "\n"
 
@@ -397,13 +398,13 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def update_readme(table: str) -> None:
-    text = README.read_text()
+def update_page(table: str) -> None:
+    text = PAGE.read_text()
     if MARK_BEGIN not in text or MARK_END not in text:
         return
     head, rest = text.split(MARK_BEGIN, 1)
     _, tail = rest.split(MARK_END, 1)
-    _write(README, f"{head}{MARK_BEGIN}\n{table}{MARK_END}{tail}")
+    _write(PAGE, f"{head}{MARK_BEGIN}\n{table}{MARK_END}{tail}")
 
 
 def load_figures() -> dict[str, dict[str, Any]]:
@@ -411,11 +412,11 @@ def load_figures() -> dict[str, dict[str, Any]]:
 
 
 def save(figures: dict[str, dict[str, Any]]) -> str:
-    """results.json, results.md, the README block and the PNG, all from `figures`."""
+    """results.json, results.md, the docs/performance.md block and the PNG, all from `figures`."""
     _write(RESULTS, json.dumps({"figures": figures}, indent=2, sort_keys=True) + "\n")
     table = markdown_table(figures)
     _write(TABLE, table)
-    update_readme(table)
+    update_page(table)
     plot_throughput(figures)
     return table
 

@@ -1,4 +1,4 @@
-"""The README "Reliability" table, produced by the tests themselves.
+"""The reliability table of docs/reliability.md, produced by the tests themselves.
 
 A fault-injection or bad-input test takes the `reliability` fixture and records what it
 actually observed (exit code, the message, what was left unchanged):
@@ -7,8 +7,8 @@ actually observed (exit code, the message, what was left unchanged):
         reliability("S3 stopped during promotion", f"exit {rc}; aliases unchanged; {line}")
 
 At the end of a full run (`make test`), the rows and each test's pass/fail outcome go to
-build/reliability.json; `make docs` turns them into docs/reliability.md and the README block
-(a test run never rewrites tracked files).
+build/reliability.json; `make docs` (tools/tables.py) turns them into docs/reliability.md (a
+test run never rewrites tracked files).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README "Performance" table is bench/results.json, not a hand-edited copy."""
+"""The docs/performance.md table is bench/results.json, not a hand-edited copy."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ from typing import Any
 
 import pytest
 
-from bench.run import MARK_BEGIN, MARK_END, README, TABLE, load_figures, markdown_table
+from bench.run import MARK_BEGIN, MARK_END, PAGE, TABLE, load_figures, markdown_table
 
 
-def test_readme_table_matches_results_json() -> None:
+def test_performance_page_table_matches_results_json() -> None:
     figures = load_figures()
     assert figures, "bench/results.json is missing: run `make bench`"
     table = markdown_table(figures)
-    readme = README.read_text()
-    block = readme.split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0]
+    page = PAGE.read_text()
+    assert page.count(MARK_BEGIN) == 1 and page.count(MARK_END) == 1, PAGE
+    block = page.split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0]
     assert block.strip() == table.strip()
     assert TABLE.read_text().strip() == table.strip()
+    readme = (PAGE.parents[1] / "README.md").read_text()
+    assert MARK_BEGIN not in readme, "the README is a manual: measurements live on the page"
 
 
 def test_every_targeted_figure_is_measured_or_says_why() -> None:
@@ -95,9 +98,9 @@ def test_a_failed_bench_is_saved_then_make_bench_exits_nonzero(
     def failing(_: bool) -> dict[str, Any]:
         raise run.BenchFailedError("collapsed", {"accuracy_collapsed_runs": 2})
 
-    for name in ("RESULTS", "TABLE", "README"):
+    for name in ("RESULTS", "TABLE", "PAGE"):
         monkeypatch.setattr(run, name, tmp_path / name)
-    (tmp_path / "README").write_text(f"{run.MARK_BEGIN}\n{run.MARK_END}\n")
+    (tmp_path / "PAGE").write_text(f"{run.MARK_BEGIN}\n{run.MARK_END}\n")
     monkeypatch.setattr(run, "plot_throughput", lambda _: None)
     monkeypatch.setattr(run, "BENCHES", {"accuracy": failing})
     monkeypatch.setattr("sys.argv", ["bench.run", "--only", "accuracy"])

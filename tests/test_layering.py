@@ -1,8 +1,8 @@
-"""The layering of docs/architecture.md, checked on the real import graph (docs/import_graph.py)."""
+"""docs/architecture.md's layering, checked on the real import graph (tools/import_graph.py)."""
 
 from __future__ import annotations
 
-from docs.import_graph import Graph, build, violations
+from tools.import_graph import Graph, build, violations
 
 
 def test_the_import_graph_keeps_the_layers() -> None:

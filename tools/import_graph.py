@@ -1,7 +1,7 @@
 """The import graph of gglops and gglnet, and the layering rules it must keep.
 
-    python docs/import_graph.py            # edges between components, then the checks
-    python docs/import_graph.py --mermaid  # the same graph as a Mermaid block
+    python tools/import_graph.py            # edges between components, then the checks
+    python tools/import_graph.py --mermaid  # the same graph as a Mermaid block
 
 Every `import`, also those inside functions (they run too), counts. A component is `gglnet`
 or `gglops.<first name>` (`gglops.train`, `gglops.registry`, ...). Rules:

@@ -42,7 +42,7 @@ test: setup browser
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not integration" -q
 
-# The README's reliability block and docs/reliability.md from the last full `make test`.
+# docs/reliability.md from the last full `make test` (rows in build/reliability.json).
 docs: setup
 	$(BIN)/python tools/tables.py
 

@@ -2,7 +2,7 @@
 stopped during checkpoint upload, a full disk before and during training.
 
 Each test runs the real CLI in this process (the shared local Ray; no interpreter start-up)
-and records what it observed in the README's reliability table.
+and records what it observed in docs/reliability.md's table.
 """
 
 from __future__ import annotations

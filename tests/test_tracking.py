@@ -16,7 +16,7 @@ from gglnet import GGLNet
 from gglops import tracking
 from gglops.errors import ServiceError, UsageError
 from gglops.modelio import load_bundle, save_bundle
-from gglops.modelref import resolve
+from gglops.modelref import resolve_model
 
 
 def _dead_uri() -> str:
@@ -91,7 +91,7 @@ def test_model_bundle_round_trip_and_registration(stack, tmp_path: Path) -> None
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.set_registered_model_alias("gglnet-tracking-test", "candidate", version)
     for ref in (model_uri, "models:/gglnet-tracking-test@candidate"):
-        resolved = resolve(ref, tracking_uri=uri)
+        resolved = resolve_model(ref, tracking_uri=uri)
         assert resolved.kind == "mlflow"
         loaded = load_bundle(resolved.path)
         for key, value in net.state_dict().items():
@@ -108,13 +108,13 @@ def test_model_bundle_round_trip_and_registration(stack, tmp_path: Path) -> None
 
 def test_modelref_local_kinds(tmp_path: Path) -> None:
     bundle = save_bundle(GGLNet(width_mult=0.25), tmp_path / "b", width_mult=0.25)
-    assert resolve(bundle).kind == "bundle"
+    assert resolve_model(bundle).kind == "bundle"
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"\0")
-    assert resolve(onnx).kind == "onnx"
+    assert resolve_model(onnx).kind == "onnx"
     with pytest.raises(UsageError, match="ONNX file not found"):
-        resolve(tmp_path / "missing.onnx")
+        resolve_model(tmp_path / "missing.onnx")
     with pytest.raises(UsageError, match="not a model bundle"):
-        resolve(tmp_path)
+        resolve_model(tmp_path)
     with pytest.raises(UsageError, match="no such model"):
-        resolve(tmp_path / "nothing")
+        resolve_model(tmp_path / "nothing")

@@ -23,3 +23,12 @@ class CheckError(GGLOpsError):
     """A gate or a check said no (promotion gates, parity): exit 1."""
 
     exit_code = 1
+
+
+REASON_CHARS = 200  # an underlying error's first line, as quoted inside one of ours
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of `exc` (cut to REASON_CHARS), or its type when it has no message."""
+    text = str(exc)
+    return text.splitlines()[0][:REASON_CHARS] if text.strip() else type(exc).__name__

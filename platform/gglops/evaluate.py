@@ -122,9 +122,9 @@ class Evaluation:
 
 def prob_fn_for(ref: str | Path, tracking_uri: str | None = None) -> ProbFn:
     """A ProbFn for any MODEL reference: torch for bundles/MLflow models, onnxruntime for .onnx."""
-    from gglops.modelref import resolve
+    from gglops.modelref import resolve_model
 
-    model_ref = resolve(ref, tracking_uri)
+    model_ref = resolve_model(ref, tracking_uri)
     if model_ref.kind == "onnx":
         from gglops.export import onnx_prob_fn
 
@@ -219,7 +219,7 @@ def score(fn: ProbFn, test: EvalSplit, model: str, plots_dir: Path | None = None
     """Evaluate `fn` on `test` → EvalResult (and DVC plot data in `plots_dir`)."""
     evaluation = evaluate_split(fn, test)
     if plots_dir is not None:
-        write_plots(evaluation, plots_dir)
+        write_eval_plots(evaluation, plots_dir)
     result = result_of(evaluation, test, model)
     if result.n_targets == 0:
         print(
@@ -249,7 +249,7 @@ def result_of(evaluation: Evaluation, test: EvalSplit, model: str) -> EvalResult
     )
 
 
-def write_plots(evaluation: Evaluation, plots_dir: Path) -> None:
+def write_eval_plots(evaluation: Evaluation, plots_dir: Path) -> None:
     """DVC plot data: pr_curve.csv (x recall, y precision) and size_recall.csv."""
     _write_csv(plots_dir / PR_CSV, evaluation.pr_rows())
     _write_csv(plots_dir / SIZE_CSV, evaluation.size_rows())

@@ -17,15 +17,15 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from gglops.errors import CheckError, UsageError
+from gglops.errors import CheckError, UsageError, first_line
 from gglops.files import atomic_path, sha256_file
 from gglops.inference import ProbFn, predict_probs
+from gglops.metrics import THRESHOLD
 
 Exporter = Literal["legacy", "dynamo"]
 INPUT_NAME, OUTPUT_NAME = "image", "probs"
 OPSETS: dict[Exporter, int] = {"legacy": 17, "dynamo": 18}
 PARITY_MAX_ABS = 1e-4
-THRESHOLD = 0.5
 SYNTH_PARITY_SHAPES = ((64, 64), (48, 80), (75, 53))  # no data: a few sizes, some not /16
 ONNX_ARTIFACT_DIR = "onnx"  # MLflow artifact path on the version's run: onnx/model.onnx
 
@@ -110,7 +110,7 @@ def onnx_prob_fn(path: Path, threads: int | None = None) -> ProbFn:
         try:
             (probs,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch.astype(np.float32)})
         except InvalidArgument as exc:  # e.g. a graph exported with a fixed H and W
-            reason = str(exc).splitlines()[0][:200]
+            reason = first_line(exc)
             raise UsageError(f"{path}: refuses a {batch.shape} input ({reason})") from None
         # The declared shapes may be unknown ([]): what came back is checked too.
         n, _, h, w = batch.shape
@@ -206,9 +206,9 @@ def export_inputs(
 ) -> tuple[Any, Iterable[np.ndarray] | None, str]:
     """The model behind MODEL and the images its parity is checked on (test split or synthetic)."""
     from gglops.modelio import load_bundle
-    from gglops.modelref import resolve
+    from gglops.modelref import resolve_model
 
-    model_ref = resolve(ref, settings.mlflow_tracking_uri)
+    model_ref = resolve_model(ref, settings.mlflow_tracking_uri)
     if model_ref.kind == "onnx":
         raise UsageError(f"{ref}: already an ONNX file; export takes a checkpoint or MLflow model")
     if data_root is None:

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gglops.errors import ServiceError, UsageError
+from gglops.errors import ServiceError, UsageError, first_line
 from gglops.gitinfo import COMMIT_ENV, git_commit
 from gglops.settings import Settings
 
@@ -121,7 +121,7 @@ def _client(address: str):  # type: ignore[no-untyped-def]
         # Ray's token (if any) sent explicitly: the client only does so in RAY_AUTH_MODE=token.
         return JobSubmissionClient(address, headers=ray_auth_headers())
     except (ConnectionError, RuntimeError, ValueError, AuthenticationError) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ServiceError(f"Ray Jobs API at {address} unreachable: {reason}") from None
 
 
@@ -202,7 +202,7 @@ def _stop(client, job_id: str, stop_hint: str) -> int:  # type: ignore[no-untype
     try:
         client.stop_job(job_id)
     except (Exception, KeyboardInterrupt) as exc:  # a second Ctrl-C while the request hangs
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         print(f"could not stop {job_id} ({reason}); stop it with: {stop_hint}", file=sys.stderr)
     else:
         print(f"stopped {job_id}", file=sys.stderr)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 from gglnet import GGLNet
-from gglops.errors import UsageError
+from gglops.errors import UsageError, first_line
 from gglops.files import atomic_path, atomic_write
 
 WEIGHTS_FILE = "model.pt"
@@ -63,7 +63,7 @@ def load_bundle(directory: str | Path) -> GGLNet:
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        summary = str(exc).splitlines()[0][:200]
+        summary = first_line(exc)
         shape = f"in_channels={meta.in_channels}, width_mult={meta.width_mult}"
         raise UsageError(f"{weights} does not fit GGLNet({shape}): {summary}") from exc
     return model.eval()

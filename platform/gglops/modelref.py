@@ -28,7 +28,7 @@ class ModelRef(BaseModel):
     path: Path
 
 
-def resolve(ref: str | Path, tracking_uri: str | None = None) -> ModelRef:
+def resolve_model(ref: str | Path, tracking_uri: str | None = None) -> ModelRef:
     """A local bundle dir or .onnx path for `ref`; one UsageError line when it is neither."""
     text = str(ref)
     if text.startswith(MLFLOW_SCHEMES):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gglops.errors import UsageError
+from gglops.errors import UsageError, first_line
 from gglops.files import atomic_path
 
 PROVIDERS = ["CPUExecutionProvider"]
@@ -117,7 +117,7 @@ def create_session(
     try:
         session = ort.InferenceSession(str(source), options, providers=PROVIDERS)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-        raise UsageError(f"{source}: onnxruntime cannot load it ({str(exc)[:200]})") from None
+        raise UsageError(f"{source}: onnxruntime cannot load it ({first_line(exc)})") from None
     # Checked here, not at the first run: another model's file fails there with "Required
     # inputs (['x']) are missing", which names neither the file nor what was expected.
     if interface is not None and (problems := interface_problems(session, interface)):
@@ -146,7 +146,7 @@ def optimize_onnx(src: Path | str, dst: Path | str) -> Path:
             options.optimized_model_filepath = str(staged)
             ort.InferenceSession(str(source), options, providers=PROVIDERS)
     except Exception as exc:
-        raise UsageError(f"{source}: onnxruntime cannot optimise it ({str(exc)[:200]})") from None
+        raise UsageError(f"{source}: onnxruntime cannot optimise it ({first_line(exc)})") from None
     return target
 
 

@@ -9,7 +9,7 @@ import sys
 
 import ray
 
-from gglops.errors import ServiceError, UsageError
+from gglops.errors import ServiceError, UsageError, first_line
 from gglops.raypatches import use_loopback_node_ip
 from gglops.settings import Settings
 
@@ -52,7 +52,7 @@ def _join(settings: Settings, address: str, named: str) -> None:
     try:
         ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise ServiceError(f"{named}={address}: cannot connect to Ray ({reason})") from None
     _say(f"Ray: {address} ({named})")
 

@@ -52,7 +52,7 @@ def champion_summary(settings: Settings) -> ChampionSummary:
     )
 
 
-def print_summary(summary: ChampionSummary, console: Console | None = None) -> None:
+def print_champion(summary: ChampionSummary, console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"gglnet champion: version {summary.version}")
     table.add_column(f"metric (test split, {summary.evaluated})")

@@ -8,9 +8,9 @@ import typer
 def summary() -> None:
     """Print the current champion of the registry (what `make demo` ends with)."""
     from gglops.settings import load_settings
-    from gglops.summary import champion_summary, print_summary
+    from gglops.summary import champion_summary, print_champion
 
-    print_summary(champion_summary(load_settings()))
+    print_champion(champion_summary(load_settings()))
 
 
 def register(app: typer.Typer) -> None:

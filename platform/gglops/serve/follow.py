@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from gglops.errors import GGLOpsError
-from gglops.serve.release import ArtifactRefusedError, alias_version, fetch_verified
+from gglops.serve.release import ArtifactRefusedError, fetch_verified, require_alias_version
 from gglops.settings import Settings
 
 # Serve routes this logger to the replica log (and its stderr); ours would go nowhere.
@@ -41,7 +41,7 @@ class LoadedModel:
     load_s: float
 
 
-def load_model(settings: Settings, version: str, threads: int | None = None) -> LoadedModel:
+def load_release(settings: Settings, version: str, threads: int | None = None) -> LoadedModel:
     """A verified, warmed-up session on `version`'s released ONNX file."""
     from gglops.export import onnx_prob_fn
 
@@ -66,18 +66,18 @@ class Follower:
         self, settings: Settings, alias: str, poll_s: float, threads: int | None = None
     ) -> None:
         self.settings, self.alias, self.poll_s, self.threads = settings, alias, poll_s, threads
-        self.current = load_model(settings, alias_version(settings, alias), threads)
+        self.current = load_release(settings, require_alias_version(settings, alias), threads)
         self.refused: str | None = None
         self._stop = threading.Event()
 
     def check_once(self) -> bool:
         """Follow the alias one step; True when a new version was swapped in."""
         try:
-            version = alias_version(self.settings, self.alias)
+            version = require_alias_version(self.settings, self.alias)
             if version == self.current.version:
                 self.refused = None
                 return False
-            loaded = load_model(self.settings, version, self.threads)
+            loaded = load_release(self.settings, version, self.threads)
         except GGLOpsError as exc:  # unreachable service, missing alias, refused artifact
             self._refuse(str(exc))
             return False

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gglops.errors import ServiceError
-from gglops.serve.release import alias_version, fetch_verified
+from gglops.serve.release import fetch_verified, require_alias_version
 from gglops.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def _wait_for_signal() -> None:
 
 
 def serve_forever(request: ServeRequest, settings: Settings) -> None:
-    version = alias_version(settings, request.alias)
+    version = require_alias_version(settings, request.alias)
     artifact = fetch_verified(settings, version)  # refuse before starting anything
     from gglops.raycluster import connect_ray
 

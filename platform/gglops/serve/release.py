@@ -26,7 +26,7 @@ class VerifiedArtifact:
     body: bytes
 
 
-def alias_version(settings: Settings, alias: str) -> str:
+def require_alias_version(settings: Settings, alias: str) -> str:
     """The version the alias points at now; one line when the model has no such alias."""
     from gglops.registry import ModelRegistry
 

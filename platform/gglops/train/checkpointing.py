@@ -10,7 +10,6 @@ sizes match (a listing), and intact only when the hashes match too (checked on r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -22,7 +21,7 @@ import numpy as np
 import pyarrow.fs as pafs
 import torch
 
-from gglops.files import atomic_path, atomic_write
+from gglops.files import atomic_path, atomic_write, sha256_file
 from gglops.modelio import load_bundle, save_bundle
 from gglops.tracking import MetricPoint
 from gglops.train.config import EpochRecord
@@ -81,18 +80,10 @@ def save_checkpoint(
     with atomic_path(directory / TRAIN_STATE) as tmp:
         torch.save(state, tmp)
     files = {
-        str(f.relative_to(directory)): {"size": f.stat().st_size, "sha256": _sha256(f)}
+        str(f.relative_to(directory)): {"size": f.stat().st_size, "sha256": sha256_file(f)}
         for f in _files(directory)
     }
     atomic_write(directory / MANIFEST, json.dumps(files))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _manifest_entries(text: str | bytes) -> dict[str, dict[str, Any]]:
@@ -113,7 +104,7 @@ def checkpoint_problem(directory: Path) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != entry.get("size"):
             return f"{name} has {path.stat().st_size} bytes, the manifest says {entry['size']}"
-        if "sha256" in entry and _sha256(path) != entry["sha256"]:
+        if "sha256" in entry and sha256_file(path) != entry["sha256"]:
             return f"{name} does not match its sha256 in {MANIFEST} (corrupted)"
     return None
 

@@ -54,7 +54,7 @@ def history_table(
     return table
 
 
-def print_summary(
+def print_history(
     console: Console,
     history: Sequence[EpochRecord],
     best_epoch: int | None,

@@ -18,7 +18,7 @@ from gglops.raycluster import check_capacity, connect_ray
 from gglops.settings import Settings
 from gglops.train.checkpointing import checkpoint_bytes
 from gglops.train.config import EpochRecord, FaultSpec, WorkerSummary
-from gglops.train.progress import print_summary
+from gglops.train.progress import print_history
 from gglops.train.storage import (
     Storage,
     check_space,
@@ -224,7 +224,7 @@ def _finish(
     if echo:
         size = params.data.eval_size
         evaluated = f"resized to {size}x{size}" if size else "original size"
-        print_summary(console, summary.history, best_epoch, notes, evaluated)
+        print_history(console, summary.history, best_epoch, notes, evaluated)
     else:
         for note in notes:
             console.print(note)

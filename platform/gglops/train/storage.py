@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 from pydantic import SecretStr
 
-from gglops.errors import ServiceError, UsageError
+from gglops.errors import ServiceError, UsageError, first_line
 from gglops.settings import Settings
 
 STORAGE_SETTING = "GGLOPS_STORAGE_PATH"
@@ -102,7 +102,7 @@ def check_writable(storage: Storage) -> None:
         storage.filesystem.delete_file(probe)
     except OSError as exc:
         error = ServiceError if not storage.is_local() else UsageError
-        reason = str(exc).splitlines()[0][:160]
+        reason = first_line(exc)
         raise error(f"{STORAGE_SETTING}={storage.uri} is not writable: {reason}") from None
 
 
@@ -129,7 +129,7 @@ def storage_failure(exc: BaseException, storage: Storage) -> ServiceError | None
     cause = _os_error(exc, depth=0)
     if cause is None or not _about_storage(cause, storage):
         return None
-    reason = (cause.strerror or str(cause).splitlines()[0])[:240]
+    reason = cause.strerror or first_line(cause)
     return ServiceError(
         f"{STORAGE_SETTING}={storage.uri} failed during training: {reason}; "
         "the checkpoints already written are kept"

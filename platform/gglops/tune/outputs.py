@@ -68,7 +68,7 @@ def trials_table(trials: list[TrialSummary], metric: str, best_id: str | None) -
     return table
 
 
-def write_plots(directory: Path, trials: list[TrialSummary], metric: str) -> None:
+def write_trial_plots(directory: Path, trials: list[TrialSummary], metric: str) -> None:
     """`tune_trials.csv` (DVC plot data) and `tune_trials.png` (curves and best per trial)."""
     atomic_write(directory / "tune_trials.csv", trials_csv(trials, metric))
     import matplotlib

@@ -114,7 +114,7 @@ def _finish(
     runs.finish_parent(settings, ctx.parent_run_id, best, table_csv, wall_s)
     atomic_write(request.best_out, outputs.best_yaml(best.params))
     if request.plots:
-        outputs.write_plots(request.plots, trials, metric)
+        outputs.write_trial_plots(request.plots, trials, metric)
     busy = sum(t.duration_s for t in trials)
     console.print(
         f"best trial {best.index}: {metric} {best.best[metric]:.4f} with {best.params}; "

@@ -178,7 +178,7 @@ def _synthetic_batch(tmp_path: Path) -> torch.Tensor:
     from gglops.data.synth import synthesize
 
     root = synthesize(tmp_path / "s", 12, 64, 3)
-    return torch.stack([load_pair(s)[0] for s in resolve_layout(root).train[:4]])
+    return torch.stack([load_pair(s)[0] for s in resolve_layout(root).train[:2]])
 
 
 def test_every_seed_starts_at_the_prior(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -213,6 +214,12 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     assert first.returncode == 130, output[-2000:]
     message = output.strip().splitlines()[-1]
     assert "interrupted" in message and "--resume" in message
+    # The console without a terminal: our line per trial epoch and per finished trial, not
+    # Tune's 30-s tables, TensorBoard hints or Optuna's INFO lines.
+    assert re.search(r"^trial-\S+ lr=\S+  epoch 1/1  loss ", output, re.M), output[-3000:]
+    assert re.search(r"^trial-\S+ lr=\S+  finished: best val_miou ", output, re.M), output
+    for chatter in ("Trial status:", "TensorBoard", "A new study created", "Reporting training"):
+        assert chatter not in output, output[-3000:]
     done = _finished_children(client, storage)
     assert len(done) == 1
     finished_id, finished_end = done[0].info.run_id, done[0].info.end_time

@@ -243,7 +243,7 @@ def recorded_split(tags: dict[str, str], data_root: Path | None, version: str) -
     root = data_root or (Path(tags["data_root"]) if tags.get("data_root") else None)
     if root is None:
         raise UsageError(f"version {version} records no data_root tag; pass --data ROOT")
-    # Versions registered before the protocol was a setting were evaluated at original size.
+    # A version without the tag was evaluated under the default protocol: original size.
     resized = tags.get("data_eval_protocol") == "resized"
     return SplitData(
         root=root,

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from gglops.cli.common import OutOpt, ParamsOpt, SetOpt, write_json
-
-if TYPE_CHECKING:
-    pass
 
 
 def train(

@@ -1,6 +1,6 @@
 """The embedded local stack: SeaweedFS S3, an mlflow server and a Ray head on 127.0.0.1.
 
-`Stack` (core) drives the services; `gglops.stack.cli_api` holds what `gglops stack` prints.
+`Stack` (core) drives the services; `gglops.cli.stack` renders what `gglops stack` prints.
 """
 
 from gglops.stack.config import Ports, StackConfig

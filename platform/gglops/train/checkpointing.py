@@ -87,9 +87,9 @@ def save_checkpoint(
 
 
 def _manifest_entries(text: str | bytes) -> dict[str, dict[str, Any]]:
-    """{file: {"size", "sha256"?}}; manifests before the hash held {file: size}."""
-    raw: dict[str, Any] = json.loads(text)
-    return {name: v if isinstance(v, dict) else {"size": v} for name, v in raw.items()}
+    """{file: {"size", "sha256"}}."""
+    raw: dict[str, dict[str, Any]] = json.loads(text)
+    return raw
 
 
 def checkpoint_problem(directory: Path) -> str | None:
@@ -104,7 +104,7 @@ def checkpoint_problem(directory: Path) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != entry.get("size"):
             return f"{name} has {path.stat().st_size} bytes, the manifest says {entry['size']}"
-        if "sha256" in entry and sha256_file(path) != entry["sha256"]:
+        if sha256_file(path) != entry.get("sha256"):
             return f"{name} does not match its sha256 in {MANIFEST} (corrupted)"
     return None
 

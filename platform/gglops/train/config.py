@@ -70,7 +70,7 @@ class EpochRecord(BaseModel):
     epoch_s: float
 
     def tracked(self) -> dict[str, float]:
-        """The per-epoch MLflow metrics (DESIGN.md names)."""
+        """The per-epoch MLflow metrics, under the names the UI, Tune and the gates read."""
         return self.model_dump(include={"train_loss", "val_miou", "val_niou", "val_pd", "val_fa"})
 
     def scores(self) -> dict[str, float]:

@@ -33,9 +33,10 @@ def epoch_line(record: EpochRecord, epochs: int) -> str:
 
 
 def history_table(
-    history: Sequence[EpochRecord], best_epoch: int | None, evaluated: str = "original size"
+    history: Sequence[EpochRecord], best_epoch: int | None, selection: str, evaluated: str
 ) -> Table:
-    table = Table(title=f"GGL-Net training (validation on the test split, {evaluated})")
+    """Per-epoch scores on the selection split (`selection`: "val: val split (85 images)")."""
+    table = Table(title=f"GGL-Net training (scored on {selection}, {evaluated})")
     for name in ("epoch", "train loss", "mIoU", "nIoU", "Pd", "Fa", "img/s", "s"):
         table.add_column(name, justify="right")
     for r in history:
@@ -59,8 +60,9 @@ def print_history(
     history: Sequence[EpochRecord],
     best_epoch: int | None,
     notes: list[str],
-    evaluated: str = "original size",
+    selection: str,
+    evaluated: str,
 ) -> None:
-    console.print(history_table(history, best_epoch, evaluated))
+    console.print(history_table(history, best_epoch, selection, evaluated))
     for note in notes:
         console.print(note)

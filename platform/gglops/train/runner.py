@@ -224,7 +224,7 @@ def _finish(
     if echo:
         size = params.data.eval_size
         evaluated = f"resized to {size}x{size}" if size else "original size"
-        print_history(console, summary.history, best_epoch, notes, evaluated)
+        print_history(console, summary.history, best_epoch, notes, selection, evaluated)
     else:
         for note in notes:
             console.print(note)

@@ -36,6 +36,7 @@ from gglops.tune import outputs, runs
 from gglops.tune import space as spaces
 from gglops.tune.models import TrialStatus, TrialSummary, TuneRequest, TuneResult
 from gglops.tune.trial import EPOCHS_DONE, TrialContext, plain, run_trial
+from gglops.tune.trial_lines import TrialLines
 
 # The trial actor only waits on its Train controller; the Train workers hold the CPUs.
 TRIAL_CPUS = 0.1
@@ -205,12 +206,16 @@ def _tuner(
             name=ctx.sweep,
             storage_path=storage.path,
             storage_filesystem=storage.filesystem,
-            verbose=1,
+            verbose=0,  # Tune's 30-s tables and TensorBoard hints: TrialLines says it once
+            callbacks=[TrialLines(tp.epochs, tp.metric, mode)],
         ),
     )
 
 
 def _optuna(params: Params, space: dict[str, SearchDim], mode: str) -> SearchAlgorithm | Searcher:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO "A new study created"
     baseline = spaces.baseline_point(params, space)
     searcher = OptunaSearch(
         metric=params.tune.metric,

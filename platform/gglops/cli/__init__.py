@@ -100,6 +100,9 @@ def _configure_logging() -> None:
     if not isinstance(level, int):
         _stderr.print(f"[bold red]error:[/] GGLOPS_LOG_LEVEL={escape(name)}: not a log level")
         sys.exit(2)
+    # MLflow's own switch for its INFO lines (system metrics started, model version waits):
+    # read when mlflow is imported, here and in the Ray workers this process starts.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING" if level > logging.DEBUG else name)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LevelFormatter())
     logger = logging.getLogger("gglops")

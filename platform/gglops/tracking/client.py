@@ -4,6 +4,7 @@ and the UI's run URLs."""
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,6 +16,9 @@ from typing import Any
 from gglops.errors import ServiceError
 
 TRACKING_SETTING = "GGLOPS_MLFLOW_TRACKING_URI"
+# MLflow prints "🏃 View run … at: URL" to stdout at every end of a run (every trial, every
+# log_model); the commands print the run's URL once in their result block instead.
+QUIET_URLS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 @cache
@@ -22,6 +26,7 @@ def client(uri: str) -> Any:
     """The MlflowClient of a server (tracking and registry): the only place one is made."""
     from mlflow.tracking import MlflowClient
 
+    os.environ.setdefault(QUIET_URLS, "true")
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -30,6 +35,7 @@ def fluent(uri: str) -> Iterator[Any]:
     """MLflow's fluent API (log_model, register_model) pointed at `uri` for one call."""
     import mlflow
 
+    os.environ.setdefault(QUIET_URLS, "true")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     yield mlflow

@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from bench.run import BenchFailedError
+from bench.run import BenchFailedError, run_standalone
 
 BIN = Path(sys.executable).parent
 MIN_MIOU = 0.05
@@ -511,17 +511,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     _bench_args(parser)
     args = parser.parse_args(argv)
-    status = 0
-    try:
-        figures = measure(_protocol(args), args.jobs, args.work)
-    except BenchFailedError as exc:
-        figures, status = exc.figures, 1
-        print(f"[accuracy] FAILED: {exc}", file=sys.stderr, flush=True)
-    text = json.dumps(figures, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    print(text)
-    return status
+    return run_standalone(
+        lambda: measure(_protocol(args), args.jobs, args.work), "[accuracy]", args.out
+    )
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy import BIN, EPOCH_LINE, METRICS, _platform_env, _printer, _stream
-from bench.run import BenchFailedError
+from bench.run import BenchFailedError, run_standalone
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "pipelines" / "nuaa-sirst" / "recipes" / "laptop.yaml"
@@ -674,18 +674,8 @@ def main(argv: list[str] | None = None) -> int:
                         "with --smoke: next to --out, else none)")  # fmt: skip
     parser.add_argument("--work", type=Path, help="keep data, logs and histories here (new dir)")
     args = parser.parse_args(argv)
-    status = 0
-    try:
-        figures = measure(_config(args))
-    except BenchFailedError as exc:
-        figures, status = exc.figures, 1
-        print(f"{PREFIX} FAILED: {exc}", file=sys.stderr, flush=True)
-    text = json.dumps(figures, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n")
-    summary = {k: v for k, v in figures.items() if k != "real_detail"}
-    print(json.dumps(summary, indent=2))
-    return status
+    config = _config(args)
+    return run_standalone(lambda: measure(config), PREFIX, args.out, hidden="real_detail")
 
 
 if __name__ == "__main__":

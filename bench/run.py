@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,25 @@ class BenchFailedError(Exception):
     def __init__(self, message: str, figures: dict[str, Any]) -> None:
         super().__init__(message)
         self.figures = figures
+
+
+def run_standalone(
+    measure: Callable[[], dict[str, Any]], prefix: str, out: Path | None, hidden: str = ""
+) -> int:
+    """A bench module's `main` after parsing: measure, write `out`, print the figures but
+    the `hidden` key (a bulky detail); a BenchFailedError still saves them and returns 1."""
+    status = 0
+    try:
+        figures = measure()
+    except BenchFailedError as exc:
+        figures, status = exc.figures, 1
+        print(f"{prefix} FAILED: {exc}", file=sys.stderr, flush=True)
+    text = json.dumps(figures, indent=2)
+    if out:
+        out.write_text(text + "\n")
+    summary = {k: v for k, v in figures.items() if k != hidden}
+    print(json.dumps(summary, indent=2))
+    return status
 
 
 @dataclass(frozen=True)

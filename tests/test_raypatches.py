@@ -20,6 +20,9 @@ def test_every_patched_ray_attribute_exists() -> None:
     # The report line is still logged under the file-path logger that the patch quiets.
     source = Path(context.__file__).read_text()
     assert "logging.getLogger(__file__)" in source and "Reporting training result" in source
+    from ray.tune.experimental import output
+
+    assert '"RAY_AIR_NEW_OUTPUT", "1") == "0"' in Path(output.__file__).read_text()
     assert ray.__version__ == raypatches.CHECKED_RAY, "re-check every patch, then bump it"
 
 

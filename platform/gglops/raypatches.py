@@ -37,6 +37,12 @@ def keep_credentials_on_the_nodes() -> None:
     class_cache.ENV_VARS_TO_PROPAGATE = class_cache.ENV_VARS_TO_PROPAGATE - PROPAGATED_CREDENTIALS
 
 
+def quiet_tune_output() -> None:
+    """Tune's new output engine prints the results folder and a TensorBoard hint whatever the
+    verbosity; its legacy engine at `verbose=0` prints nothing (Ray's own switch)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
 def train_report_logger() -> logging.Logger:
     """The logger of Ray Train V2's per-report INFO line ("Reporting training result N: …"):
     it is named by its module's file path, so neither `ray.train` nor RunConfig's

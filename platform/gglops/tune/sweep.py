@@ -23,7 +23,7 @@ from gglops.errors import CheckError, DataError, GGLOpsError, UsageError
 from gglops.files import atomic_write
 from gglops.params import Params, SearchDim
 from gglops.raycluster import check_capacity, connect_ray
-from gglops.raypatches import keep_credentials_on_the_nodes
+from gglops.raypatches import keep_credentials_on_the_nodes, quiet_tune_output
 from gglops.settings import Settings
 from gglops.train.storage import (
     Storage,
@@ -85,6 +85,7 @@ def run_tuning(request: TuneRequest, settings: Settings) -> TuneResult:
     console = Console()
     console.print(f"[bold]sweep[/] {sweep}  parent run {parent_id}")
     tuner = _tuner(request, ctx, storage, space, mode)
+    quiet_tune_output()
     start = time.perf_counter()
     grid = tuner.fit()
     wall_s = time.perf_counter() - start

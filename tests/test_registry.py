@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from gglnet import GGLNet
 from gglops.errors import UsageError
+from gglops.params import Params
 from gglops.promotion import promote_version, rollback_champion
 from gglops.registry import CHAMPION, PREVIOUS, register_run
 from gglops.release import release_version
@@ -93,6 +94,22 @@ def test_register_without_metrics_tags_the_logged_models_epoch(
     client = MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
     description = client.get_model_version(model_env, result.version).description
     assert "**Validation metrics** (its epoch): miou 0.4" in description, description
+
+
+@pytest.mark.integration
+def test_summary_without_a_champion_shows_the_candidate_and_its_verdict(
+    runs, model_env: str, gglops_cli
+) -> None:
+    """`make demo-real` ends with `gglops summary` even when the gates refused the model."""
+    settings = load_settings()
+    version = register_run(runs["a"], settings).version
+    code, out = gglops_cli(["summary"])
+    assert code == 0 and f"gglnet candidate: version {version}" in out, out
+    assert "Not promoted  : not evaluated" in out, out
+    promote_version(version, settings, Params(), data_root=None)  # the demo gates: refused
+    code, out = gglops_cli(["summary"])
+    assert code == 0 and "Not promoted  : refused against no champion" in out, out
+    assert "FAIL max_fa" in out and "metric (val split" in out, out
 
 
 @pytest.mark.integration

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from gglops.errors import ServiceError, UsageError
 from gglops.metrics import metric_text
+from gglops.registry import GATES_HEADING
 from gglops.settings import Settings
 from gglops.tracking import rest_get, run_url
 
@@ -20,42 +21,62 @@ METRIC_TAGS = {"mIoU": "miou", "nIoU": "niou", "Pd": "pd", "Fa": "fa"}  # label 
 
 class ChampionSummary(BaseModel):
     version: str
+    alias: str  # champion, or candidate when no version has been promoted
     run_id: str
     metrics: dict[str, float]
     onnx_uri: str | None
     mlflow_url: str
     evaluated: str = "original resolution"  # the eval protocol its test metrics were taken at
+    gates: str | None = None  # the version's last gate verdict, from its description
+    split: str = "test"  # where `metrics` come from: test (evaluated), else val (its epoch)
 
 
 def champion_summary(settings: Settings) -> ChampionSummary:
-    """Read the `champion` alias of the registered model from the tracking server."""
+    """The `champion` of the registered model, else its `candidate` with its gate verdict."""
     uri, name = settings.mlflow_tracking_uri, settings.registered_model
     try:
-        mv = rest_get(uri, "registered-models/alias", name=name, alias="champion")
-        run = rest_get(uri, "runs/get", run_id=mv["model_version"]["run_id"])
+        model = rest_get(uri, "registered-models/get", name=name)["registered_model"]
+        aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
+        alias = next((a for a in ("champion", "candidate") if a in aliases), None)
+        if alias is None:
+            raise UsageError(f"model '{name}' has no champion or candidate version yet")
+        version = rest_get(uri, "model-versions/get", name=name, version=aliases[alias])
+        version = version["model_version"]
+        run = rest_get(uri, "runs/get", run_id=version["run_id"])
     except LookupError as exc:
         if str(exc) == "RESOURCE_DOES_NOT_EXIST":
-            raise UsageError(f"model '{name}' has no champion yet") from None
+            raise UsageError(f"model '{name}' is not registered on {uri}") from None
         raise ServiceError(f"MLflow at {uri}: {exc}") from None
-    version = mv["model_version"]
     tags = {t["key"]: t["value"] for t in version.get("tags", [])}
-    metrics = {m: float(tags[f"test_{m}"]) for m in METRIC_TAGS.values() if f"test_{m}" in tags}
+    split = "test" if any(f"test_{m}" in tags for m in METRIC_TAGS.values()) else "val"
+    metrics = {
+        m: float(tags[f"{split}_{m}"]) for m in METRIC_TAGS.values() if f"{split}_{m}" in tags
+    }
     size = tags.get("data_image_size")
     resized = tags.get("data_eval_protocol") == "resized"
     return ChampionSummary(
         version=str(version["version"]),
+        alias=alias,
         run_id=version["run_id"],
         metrics=metrics,
         onnx_uri=tags.get("onnx_uri"),
         mlflow_url=run_url(uri, run["run"]["info"]["experiment_id"], version["run_id"]),
         evaluated=f"resized to {size}x{size}" if resized else "original resolution",
+        gates=_gates_line(version.get("description") or ""),
+        split=split,
     )
+
+
+def _gates_line(description: str) -> str | None:
+    """`refused against no champion on …: FAIL min_miou (…)` from the version's description."""
+    lines = [ln for ln in description.splitlines() if ln.startswith(GATES_HEADING)]
+    return lines[-1].removeprefix(GATES_HEADING).lstrip(": ") if lines else None
 
 
 def print_champion(summary: ChampionSummary, console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title=f"gglnet champion: version {summary.version}")
-    table.add_column(f"metric (test split, {summary.evaluated})")
+    table = Table(title=f"gglnet {summary.alias}: version {summary.version}")
+    table.add_column(f"metric ({summary.split} split, {summary.evaluated})")
     table.add_column("value", justify="right")
     for label, metric in METRIC_TAGS.items():
         if metric in summary.metrics:
@@ -63,6 +84,11 @@ def print_champion(summary: ChampionSummary, console: Console | None = None) -> 
     console.print(table)
     # URLs stay on one line whatever the terminal width: a wrapped URL cannot be clicked.
     lines = {
+        **(
+            {"Not promoted": summary.gates or "not evaluated"}
+            if summary.alias != "champion"
+            else {}
+        ),
         "ONNX artifact": summary.onnx_uri or "(not exported)",
         "MLflow run": summary.mlflow_url,
         "DVC": "dvc metrics show / dvc plots show / dvc params diff",

@@ -103,6 +103,8 @@ def _configure_logging() -> None:
     # MLflow's own switch for its INFO lines (system metrics started, model version waits):
     # read when mlflow is imported, here and in the Ray workers this process starts.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING" if level > logging.DEBUG else name)
+    if not sys.stderr.isatty():  # its download bars redraw with \r: noise in a log file
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LevelFormatter())
     logger = logging.getLogger("gglops")

@@ -73,6 +73,21 @@ class PromotionDecision(BaseModel):
     onnx_sha256: str | None = None
     model_selection: str | None = None  # the split that chose the candidate (data.selection)
 
+    def dvc_metrics(self) -> dict[str, Any]:
+        """The decision as DVC metrics (`promote --record`): scalars DVC tabulates (promoted,
+        version, each gate), and the reasons, a list DVC keeps in the file but not in tables."""
+        return {
+            "promoted": self.passed,
+            "version": _number(self.version),
+            "champion_version": _number(self.champion_version),
+            "gates": {check.name: check.passed for check in self.checks},
+            "reasons": self.reasons,
+        }
+
+
+def _number(version: str | None) -> int | str | None:
+    return int(version) if version is not None and version.isdigit() else version
+
 
 class RollbackResult(BaseModel):
     model_config = ConfigDict(frozen=True)

@@ -175,6 +175,15 @@ def release_version(version: str, settings: Settings, data_root: Path | None = N
         return publish_release(reg, store, version, model, test, metrics)
 
 
+def export_to(ref: str, out: str, settings: Settings, data_root: Path | None = None) -> Any:
+    """`gglops export MODEL --out OUT`: a release on S3 for an s3:// URI, else a local file."""
+    from gglops.export import export_model
+
+    if out.startswith("s3://"):
+        return export_to_s3(ref, out, settings, data_root)
+    return export_model(ref, Path(out), settings, data_root=data_root)
+
+
 def export_to_s3(ref: str, url: str, settings: Settings, data_root: Path | None = None) -> Any:
     """`gglops export MODEL --out s3://BUCKET/PREFIX/model.onnx`: the export, then `publish`
     (verified model.onnx, then a manifest.json beside it; an existing different model there is

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from gglops.cli.common import OutOpt, ParamsOpt, SetOpt, write_json
-
-if TYPE_CHECKING:
-    from gglops.promotion import PromotionDecision
 
 ModelArg = Annotated[
     str, typer.Argument(help="Checkpoint dir, models:/gglnet@alias, runs:/ID/model or .onnx file.")
@@ -86,25 +83,9 @@ def promote(
     decision = promote_version(version, load_settings(), resolve(params, sets=set_), data_root=data)
     write_json(out, decision.model_dump(mode="json"))
     if record is not None:
-        write_json(record, decision_metrics(decision))
+        write_json(record, decision.dvc_metrics())
         return 0
     return 0 if decision.passed else 1
-
-
-def decision_metrics(decision: PromotionDecision) -> dict[str, Any]:
-    """The decision as DVC metrics: scalars DVC tabulates (promoted, version, each gate), and
-    the reasons, a list DVC leaves out of its tables but keeps in the file."""
-    return {
-        "promoted": decision.passed,
-        "version": _number(decision.version),
-        "champion_version": _number(decision.champion_version),
-        "gates": {check.name: check.passed for check in decision.checks},
-        "reasons": decision.reasons,
-    }
-
-
-def _number(version: str | None) -> int | str | None:
-    return int(version) if version is not None and version.isdigit() else version
 
 
 def rollback() -> None:
@@ -121,15 +102,10 @@ def export(
     data: Annotated[Path | None, typer.Option("--data", help="Data for the parity check.")] = None,
 ) -> None:
     """Export to ONNX (probabilities out, dynamic N/H/W) and check parity with torch."""
-    from gglops.export import export_model
-    from gglops.release import export_to_s3
+    from gglops.release import export_to
     from gglops.settings import load_settings
 
-    settings = load_settings()
-    if out.startswith("s3://"):
-        artifact = export_to_s3(model, out, settings, data_root=data)
-    else:
-        artifact = export_model(model, Path(out), settings, data_root=data)
+    artifact = export_to(model, out, load_settings(), data_root=data)
     parity = artifact.parity
     typer.echo(
         f"{artifact.path}: opset {artifact.opset}, sha256 {artifact.sha256}, parity max abs "

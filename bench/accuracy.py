@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from bench.run import BenchFailedError, run_standalone
+from bench.run import BenchFailedError, run_child, run_standalone
 
 BIN = Path(sys.executable).parent
 MIN_MIOU = 0.05
@@ -495,15 +495,10 @@ def _protocol(args: argparse.Namespace) -> Protocol:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["baseline"]:  # one baseline run, in the child process of run_baseline
-        child = argparse.ArgumentParser(prog="bench.accuracy baseline")
-        child.add_argument("--data", type=Path, required=True)
-        child.add_argument("--seed", type=int, required=True)
-        child.add_argument("--protocol", required=True)
-        child.add_argument("--out", type=Path, required=True)
-        args = child.parse_args(argv[1:])
-        result = train_baseline(args.data, Protocol.from_json(args.protocol), args.seed)
-        args.out.write_text(json.dumps(asdict(result)))
-        return 0
+        return run_child(
+            argv[1:], "bench.accuracy baseline", "--protocol",
+            lambda data, text, seed: train_baseline(data, Protocol.from_json(text), seed),
+        )  # fmt: skip
     parser = argparse.ArgumentParser(
         prog="python -m bench.accuracy",
         description=__doc__,

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy import BIN, EPOCH_LINE, METRICS, _platform_env, _printer, _stream
-from bench.run import BenchFailedError, run_standalone
+from bench.run import BenchFailedError, run_child, run_standalone
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "pipelines" / "nuaa-sirst" / "recipes" / "laptop.yaml"
@@ -647,16 +647,10 @@ def _config(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["baseline"]:  # one baseline run, in the child process of run_baseline
-        child = argparse.ArgumentParser(prog="bench.real_accuracy baseline")
-        child.add_argument("--data", type=Path, required=True)
-        child.add_argument("--seed", type=int, required=True)
-        child.add_argument("--recipe-json", required=True)
-        child.add_argument("--out", type=Path, required=True)
-        args = child.parse_args(argv[1:])
-        recipe = Recipe(**json.loads(args.recipe_json))
-        result = train_baseline(args.data, recipe, args.seed)
-        args.out.write_text(json.dumps(asdict(result)))
-        return 0
+        return run_child(
+            argv[1:], "bench.real_accuracy baseline", "--recipe-json",
+            lambda data, text, seed: train_baseline(data, Recipe(**json.loads(text)), seed),
+        )  # fmt: skip
     parser = argparse.ArgumentParser(
         prog="python -m bench.real_accuracy",
         description=__doc__,

@@ -27,7 +27,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,22 @@ class BenchFailedError(Exception):
     def __init__(self, message: str, figures: dict[str, Any]) -> None:
         super().__init__(message)
         self.figures = figures
+
+
+def run_child(
+    argv: list[str], prog: str, config_flag: str, train: Callable[[Path, str, int], Any]
+) -> int:
+    """A bench's baseline run in its own process: `--data ROOT --seed N <config_flag> JSON
+    --out FILE` → `train(root, json_text, seed)`, whose dataclass result is written as JSON."""
+    child = argparse.ArgumentParser(prog=prog)
+    child.add_argument("--data", type=Path, required=True)
+    child.add_argument("--seed", type=int, required=True)
+    child.add_argument(config_flag, dest="config", required=True)
+    child.add_argument("--out", type=Path, required=True)
+    args = child.parse_args(argv)
+    result = train(args.data, args.config, args.seed)
+    args.out.write_text(json.dumps(asdict(result)))
+    return 0
 
 
 def run_standalone(

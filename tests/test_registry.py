@@ -109,7 +109,7 @@ def test_summary_without_a_champion_shows_the_candidate_and_its_verdict(
     promote_version(version, settings, Params(), data_root=None)  # the demo gates: refused
     code, out = gglops_cli(["summary"])
     assert code == 0 and "Not promoted  : refused against no champion" in out, out
-    assert "FAIL max_fa" in out and "metric (val split" in out, out
+    assert "FAIL max_fa" in out, out
 
 
 @pytest.mark.integration

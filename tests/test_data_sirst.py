@@ -18,11 +18,12 @@ from PIL import Image
 from gglops.data.dataset import TrainDataset, load_pair
 from gglops.data.io import fit_mask_to_image, mask_size_rule
 from gglops.data.layouts import Sample, resolve_layout
+from gglops.data.manifest import build_manifest
 from gglops.data.selection import held_out, selection_splits
 from gglops.data.transforms import target_crop
 from gglops.data.validate import validate_dataset
 from gglops.errors import DataError
-from gglops.params import CustomLayout, DataParams
+from gglops.params import CustomLayout, DataParams, Params
 
 
 def test_published_sirst_validates_with_one_rule_applied(
@@ -159,3 +160,13 @@ def test_custom_layout_reads_rearranged_sirst(nuaa_sirst_source: Path, tmp_path:
         DataParams(layout="custom")
     Image.new("L", (8, 8)).save(tmp_path / "mixed" / "extra.png")  # unlisted: not read
     assert len(resolve_layout(tmp_path, "custom", custom=custom).train) == 6
+
+
+def test_run_lineage_hashes_a_custom_layout(nuaa_sirst_source: Path, tmp_path: Path) -> None:
+    """train and tune record the data hash of the layout params.yaml describes."""
+    from gglops.tracking import lineage
+
+    custom = _rearranged(nuaa_sirst_source, tmp_path)
+    params = Params().with_overrides({"data.layout": "custom", "data.custom": custom.model_dump()})
+    found = lineage(params, tmp_path, source="gglops train")
+    assert found.data_hash == build_manifest(tmp_path, "custom", None, custom).data_hash

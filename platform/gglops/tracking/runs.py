@@ -53,7 +53,7 @@ def lineage(params: Any, data_root: Path, source: str) -> Lineage:
     from gglops.data.manifest import build_manifest
     from gglops.gitinfo import git_commit
 
-    manifest = build_manifest(data_root, params.data.layout, params.data.split)
+    manifest = build_manifest(data_root, params.data.layout, params.data.split, params.data.custom)
     return Lineage(
         git_commit=git_commit(),
         data_hash=manifest.data_hash,

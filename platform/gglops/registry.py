@@ -221,10 +221,7 @@ def _description(run: Any, tags: dict[str, str]) -> str:
             for m in METRICS
             if f"{prefix}_{m}" in tags
         )
-        for prefix, heading in (
-            ("test", "**Test metrics**"),
-            ("val", "**Validation metrics** (its epoch)"),
-        )
+        for prefix, heading in SCORE_HEADINGS.items()
     }
     shown = [f"{heading}: {text}" for heading, text in scores.items() if text]
     return "\n\n".join(  # paragraphs: the UI renders the description as Markdown
@@ -233,7 +230,7 @@ def _description(run: Any, tags: dict[str, str]) -> str:
             f"data_hash `{tags.get('data_hash', '?')[:12]}`",
             f"**Recipe**: run `{run.info.run_name}` ({recipe}), params_hash "
             f"`{tags.get('params_hash', '?')[:12]}`, git `{tags.get('git_commit', '?')[:12]}`",
-            *(shown or ["**Test metrics**: none recorded"]),
+            *(shown or [f"{SCORE_HEADINGS['test']}: none recorded"]),
             f"{GATES_HEADING}: not evaluated yet (`gglops promote`)",
         ]
     )

@@ -132,7 +132,7 @@ def test_recipe_and_precision_follow_the_laptop_recipe(tmp_path: Path) -> None:
     recipe = real.Recipe.load(real.RECIPE)
     assert (recipe.width_mult, recipe.patch_size, recipe.batch_size) == (0.5, 160, 8)
     assert (recipe.optimizer, recipe.lr, recipe.lr_schedule) == ("adamw", 1e-3, "cosine")
-    assert (recipe.loss, recipe.epochs, recipe.precision) == ("bce_soft_iou", 40, "auto")
+    assert (recipe.loss, recipe.epochs, recipe.precision) == ("bce_batch_soft_iou", 40, "auto")
     smoke = real.Recipe.load(real.RECIPE, real.Config(smoke=True, epochs=3).overrides)
     assert (smoke.width_mult, smoke.patch_size, smoke.epochs) == (0.25, 32, 3)
     assert recipe.threads == 2  # the recipe's train.cpus_per_worker

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ from torch import nn
 import gglnet
 from gglnet import LOSSES, GGLNet, ProbabilityModel, gradient_magnitude
 from gglnet.blocks import ChannelGate, SpatialGate
-from gglnet.losses import bce_soft_iou_loss, soft_iou_loss
+from gglnet.losses import (
+    batch_soft_iou_loss,
+    bce_batch_soft_iou_loss,
+    bce_soft_iou_loss,
+    soft_iou_loss,
+)
+from gglops.params import TrainParams
 
 REFERENCE_PARAMETERS = 8_988_093
 
@@ -92,8 +99,39 @@ def test_soft_iou_is_a_mean_of_per_image_ratios() -> None:
     assert soft_iou_loss(logits, target).item() == pytest.approx(0.25, abs=1e-6)
 
 
+def test_batch_soft_iou_is_one_ratio_over_the_batch() -> None:
+    target = torch.zeros(2, 1, 4, 4)
+    target[0, :, :2, :2] = 1  # image 2 has no target
+    logits = torch.where(target > 0, 30.0, -30.0)
+    logits[1, 0, 0, 0] = 30.0  # one false pixel in image 2: (4 + 1) / (5 + 1) over the batch
+    assert batch_soft_iou_loss(logits, target).item() == pytest.approx(1 / 6, abs=1e-6)
+    half = torch.zeros_like(target)  # Σp = 16, Σt = 4, Σp·t = 2 → 1 − 3 / 19
+    assert bce_batch_soft_iou_loss(half, target).item() == pytest.approx(math.log(2) + 16 / 19)
+
+
+def _pulls(loss_fn: gglnet.Loss) -> tuple[float, float]:
+    """(mean |gradient| on the target pixels, mean |gradient| on the empty crop's pixels) for
+    a crop holding a 3x3 target beside a crop without one, every pixel at p ≈ 0.01."""
+    target = torch.zeros(2, 1, 32, 32)
+    target[0, :, 10:13, 10:13] = 1
+    logits = torch.full_like(target, -4.6, requires_grad=True)
+    loss_fn(logits, target).backward()
+    assert logits.grad is not None
+    grad = logits.grad.abs()
+    return grad[0][target[0] > 0].mean().item(), grad[1].mean().item()
+
+
+def test_an_empty_crop_outpulls_the_target_per_image_but_not_over_the_batch() -> None:
+    # Why patch training uses the batch-level ratio (docs/recipe.md): per image, the empty
+    # crop's background is pushed down harder than the target is pulled up.
+    target_pull, empty_push = _pulls(soft_iou_loss)
+    assert empty_push > target_pull
+    target_pull, empty_push = _pulls(batch_soft_iou_loss)
+    assert target_pull > 50 * empty_push
+
+
 def test_losses_mapping_matches_params_names() -> None:
-    assert set(LOSSES) == {"soft_iou", "bce_soft_iou"}
+    assert set(LOSSES) == set(typing.get_args(TrainParams.model_fields["loss"].annotation))
     assert LOSSES["soft_iou"] is gglnet.soft_iou_loss
 
 

@@ -124,7 +124,7 @@ class TrainParams(_Section):
     lr: Annotated[float, Field(gt=0)] = 1e-4
     optimizer: Literal["adam", "adamw"] = "adam"  # adamw: decoupled weight decay (PAL)
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    loss: Literal["soft_iou", "bce_soft_iou"] = "soft_iou"
+    loss: Literal["soft_iou", "bce_soft_iou", "batch_soft_iou", "bce_batch_soft_iou"] = "soft_iou"
     lr_schedule: Literal["none", "cosine", "step"] = "none"
     grad_clip: Annotated[float, Field(ge=0)] = 0.0  # 0 disables clipping
     seed: int = 42

@@ -12,7 +12,7 @@ Both train the default (full-width) GGL-Net on one synthetic benchmark written o
   a seeded shuffling DataLoader; `gglnet.GGLNet()`, `gglnet.soft_iou_loss`, Adam, same lr,
   batch size and epochs.
 
-Both are scored on the test split after every epoch by `gglops.metrics.IRSTDMetrics`
+Both are scored on the test split after every epoch by `gglops.core.metrics.IRSTDMetrics`
 (threshold 0.5, each image at its original size); the headline figures are the final
 epoch's, mean over seeds (no pick of a best epoch on the test split). Both use one CPU
 thread, because a `gglops train` worker gets one CPU: a platform run and a baseline run of
@@ -172,7 +172,7 @@ def evaluate(model: Any, pairs: list[tuple[Any, Any]]) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from gglops.metrics import IRSTDMetrics
+    from gglops.core.metrics import IRSTDMetrics
 
     metrics = IRSTDMetrics()
     model.eval()
@@ -279,14 +279,14 @@ def _printer(
 
 def augment_key() -> str:
     """train.augment.strength was renamed train.augment.p: the name params.py has now."""
-    from gglops.params import AugmentParams
+    from gglops.core.params import AugmentParams
 
     return "p" if "p" in AugmentParams.model_fields else "strength"
 
 
 def platform_params(protocol: Protocol, root: Path) -> dict[str, Any]:
     """params.yaml for `gglops train`: the reference recipe on the benchmark's files."""
-    from gglops.params import DataParams
+    from gglops.core.params import DataParams
 
     data = {"dataset": "synthetic-accuracy", "root": str(root), "layout": "nuaa-sirst"}
     data |= {"split": SPLIT, "image_size": protocol.size, "fit": "resize", "loader_workers": 0}

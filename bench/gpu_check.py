@@ -10,7 +10,7 @@ to the JSON as soon as it is known (a step killed at its budget still leaves wha
   pal         3 epochs of the PAL recipe (pipelines/nuaa-sirst/recipes/pal.yaml) on NUAA-SIRST
               with the platform's `TrainSession` (the code every Ray rank runs, here without
               Ray), and the time 400 epochs would take.
-  onnx        `gglops.export.export_onnx` of the GPU-trained models and `check_parity` (torch
+  onnx        `gglops.model.export.export_onnx` of the GPU-trained models and `check_parity` (torch
               on the CPU vs onnxruntime, the rule `gglops export` applies), plus the CUDA model
               in true fp32 (TF32 off) vs onnxruntime.
   throughput  bench/train_step.py on the GPU: fp32 vs bf16 autocast, + channels_last, +
@@ -75,13 +75,16 @@ def missing(*modules: str) -> list[str]:
 
 
 def import_session() -> types.ModuleType:
-    """`gglops.train.session` without the package's __init__ where ray/mlflow are absent
+    """`gglops.stages.train.session` without the package's __init__ where ray/mlflow are absent
     (the GPU image has torch but not the platform's Ray/MLflow stack)."""
-    if missing("ray", "mlflow", "pydantic_settings", "rich") and "gglops.train" not in sys.modules:
-        package = types.ModuleType("gglops.train")
-        package.__path__ = [str(ROOT / "platform" / "gglops" / "train")]
-        sys.modules["gglops.train"] = package
-    from gglops.train import session
+    if (
+        missing("ray", "mlflow", "pydantic_settings", "rich")
+        and "gglops.stages.train" not in sys.modules
+    ):
+        package = types.ModuleType("gglops.stages.train")
+        package.__path__ = [str(ROOT / "platform" / "gglops" / "stages" / "train")]
+        sys.modules["gglops.stages.train"] = package
+    from gglops.stages.train import session
 
     return session
 
@@ -135,7 +138,7 @@ def step_ray_gpu(part: Part, work: Path, dry_run: bool) -> None:
         part.put(nccl_ddp=nccl_ddp_step(work))
         part.put(status="partial: DDP over NCCL without Ray")
         return
-    from gglops.train.trainer import BACKENDS
+    from gglops.stages.train.trainer import BACKENDS
 
     env = platform_env(work) | {"NCCL_DEBUG": "INFO"}  # NCCL names itself in the logs
     gglops = [sys.executable, "-m", "gglops"]
@@ -282,7 +285,7 @@ def step_throughput(part: Part, work: Path, dry_run: bool) -> None:
 
 
 def pal_params(root: Path, dry_run: bool) -> Any:
-    from gglops.params import load_params
+    from gglops.core.params import load_params
 
     sets = [f"data.root={root}", f"train.epochs={PAL_EPOCHS}"]
     workers = min(4, len(os.sched_getaffinity(0)) - 1)
@@ -304,7 +307,7 @@ def step_pal(part: Part, work: Path, dry_run: bool) -> None:
     if absent:
         part.put(status="skipped", reason=f"cannot import {', '.join(absent)}")
         return
-    from gglops.modelio import save_bundle
+    from gglops.model.bundle import save_bundle
 
     session_module = import_session()
     params = pal_params(root, dry_run)
@@ -383,8 +386,8 @@ def step_onnx(part: Part, work: Path, dry_run: bool) -> None:
     if absent:
         part.put(status="skipped", reason=f"cannot import {', '.join(absent)}")
         return
-    from gglops.export import OPSETS, PARITY_MAX_ABS, export_onnx
-    from gglops.modelio import load_bundle
+    from gglops.model.bundle import load_bundle
+    from gglops.model.export import OPSETS, PARITY_MAX_ABS, export_onnx
 
     bundles = {
         name: work / folder
@@ -415,8 +418,8 @@ def cpu_parity(model: Any, path: Path, images: list[Any], source: str) -> Result
     sit so near the 0.5 threshold that a difference within the tolerance flips them."""
     import numpy as np
 
-    from gglops.export import check_parity, onnx_prob_fn, synthetic_inputs
-    from gglops.inference import predict_probs, torch_prob_fn
+    from gglops.model.export import check_parity, onnx_prob_fn, synthetic_inputs
+    from gglops.model.inference import predict_probs, torch_prob_fn
 
     inputs = images or synthetic_inputs()
     torch_fn = torch_prob_fn(model)
@@ -437,9 +440,9 @@ def cuda_parity(bundle: Path, path: Path, images: list[Any], source: str) -> Res
     """The model on the GPU in true fp32 (TF32 off) against onnxruntime on the CPU."""
     import torch
 
-    from gglops.export import check_parity, onnx_prob_fn, synthetic_inputs
-    from gglops.inference import torch_prob_fn
-    from gglops.modelio import load_bundle
+    from gglops.model.bundle import load_bundle
+    from gglops.model.export import check_parity, onnx_prob_fn, synthetic_inputs
+    from gglops.model.inference import torch_prob_fn
 
     flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False

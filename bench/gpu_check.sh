@@ -80,7 +80,7 @@ if [ -z "$python" ]; then
     fi
 fi
 
-# Carried wheels for what this interpreter lacks (pydantic for gglops.params, ...).
+# Carried wheels for what this interpreter lacks (pydantic for gglops.core.params, ...).
 site=""
 if ls "$CARRY"/wheels/*.whl >/dev/null 2>&1 && ! "$python" -c 'import pydantic' 2>/dev/null; then
     site=$(mktemp -d /tmp/gpu_check_site.XXXXXX)

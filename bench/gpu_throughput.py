@@ -1,6 +1,6 @@
 """1-GPU training throughput with AMP and channels-last (the platform's GPU path).
 
-Runs `gglops.train.session` (the code Ray Train runs on every rank) on one CUDA device:
+Runs `gglops.stages.train.session` (the code Ray Train runs on every rank) on one CUDA device:
 default model, batch 8, 256², epoch 0 as warm-up. Without a GPU every figure says so.
 
     python -m bench.gpu_throughput   # prints the figures as JSON
@@ -20,7 +20,7 @@ SIZE, IMAGES, EPOCHS = 256, 96, 3
 def _rate(params: Any, root: Path) -> float:
     import torch
 
-    from gglops.train.session import build_session
+    from gglops.stages.train.session import build_session
 
     session = build_session(params, root, device=torch.device("cuda"))
     rates = []
@@ -36,8 +36,8 @@ def measure() -> dict[str, Any]:
 
     if not torch.cuda.is_available():
         return {"gpu_amp_channels_last_images_per_s": NOT_MEASURED, "gpu_device": NOT_MEASURED}
+    from gglops.core.params import Params
     from gglops.data.synth import synthesize
-    from gglops.params import Params
 
     base = {"data.image_size": SIZE, "data.layout": "auto", "data.split": None}
     configs = {

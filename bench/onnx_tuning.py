@@ -9,8 +9,8 @@ time-slicing by other processes barely moves: the figures to compare variants by
     python -m bench.onnx_tuning           # headline figures as JSON (what measure() returns)
     python -m bench.onnx_tuning --study   # also every variant, 256² only
 
-The headline figures run the product path: `gglops.export.export_onnx` and a session from
-`gglops.onnxrt.create_session`. The study adds the alternatives that were measured and not
+The headline figures run the product path: `gglops.model.export.export_onnx` and a session from
+`gglops.model.onnxrt.create_session`. The study adds the alternatives that were measured and not
 chosen (optimisation levels, spinning, parallel mode, the dynamo exporter, a saved graph).
 """
 
@@ -39,10 +39,10 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True)
 class Variant:
-    """One way to run the exported graph; the defaults are `gglops.onnxrt`'s settings."""
+    """One way to run the exported graph; the defaults are `gglops.model.onnxrt`'s settings."""
 
     level: str = "ORT_ENABLE_ALL"
-    spin: bool | None = None  # None: gglops.onnxrt.SPIN
+    spin: bool | None = None  # None: gglops.model.onnxrt.SPIN
     config: dict[str, str] = field(default_factory=dict)
     parallel: bool = False
     graph: str = "legacy"  # which file: a key of the study's exported/saved graphs
@@ -81,8 +81,8 @@ def probability_model(net: Any) -> Any:
 
 
 def export(net: Any, path: Path, exporter: str = "legacy") -> Path:
-    """The product export (`gglops.export.export_onnx`: checked, dynamic N/H/W)."""
-    from gglops.export import export_onnx
+    """The product export (`gglops.model.export.export_onnx`: checked, dynamic N/H/W)."""
+    from gglops.model.export import export_onnx
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter
@@ -91,7 +91,7 @@ def export(net: Any, path: Path, exporter: str = "legacy") -> Path:
 
 def graphs(net: Any, tmp: Path) -> dict[str, Path]:
     """The study's graph files: both exporters and the saved portable optimised graph."""
-    from gglops.onnxrt import optimize_onnx
+    from gglops.model.onnxrt import optimize_onnx
 
     legacy = export(net, tmp / "legacy.onnx")
     return {
@@ -102,10 +102,10 @@ def graphs(net: Any, tmp: Path) -> dict[str, Path]:
 
 
 def session(path: Path, threads: int, variant: Variant) -> Any:
-    """A study session; `Variant()` reproduces `gglops.onnxrt.create_session`."""
+    """A study session; `Variant()` reproduces `gglops.model.onnxrt.create_session`."""
     import onnxruntime as ort
 
-    from gglops import onnxrt
+    from gglops.model import onnxrt
 
     spin = onnxrt.SPIN if variant.spin is None else variant.spin
     options = onnxrt.session_options(threads, spin=spin)
@@ -190,7 +190,7 @@ def measure() -> dict[str, Any]:
     """Chosen settings vs torch eager: wall at THREADS threads, 1-thread CPU time, parity."""
     import torch
 
-    from gglops.onnxrt import create_session
+    from gglops.model.onnxrt import create_session
 
     net, previous = build_net(), torch.get_num_threads()
     model = probability_model(net)

@@ -23,7 +23,7 @@ one run after the other:
   newest on a tie, as the platform); that model is scored on the test split in fp32 (as
   `gglops evaluate`).
 
-Both are scored by `gglops.metrics.IRSTDMetrics` (threshold 0.5). Threads: a `gglops train`
+Both are scored by `gglops.core.metrics.IRSTDMetrics` (threshold 0.5). Threads: a `gglops train`
 worker sets torch's threads to the CPUs Ray gives it (`train.cpus_per_worker`, 2 in the
 laptop recipe), so the baseline runs with as many (`Recipe.threads`); the two never run at
 once. Figures: mean test mIoU/nIoU/Pd/Fa over seeds per trainer, the ratio of mean test
@@ -113,7 +113,7 @@ class Recipe:
     def load(cls, path: Path, sets: Sequence[str] = ()) -> Recipe:
         """The recipe file with `--set` overrides, validated as `gglops train` does; a recipe
         the baseline cannot follow (not patch training at native evaluation on val) is refused."""
-        from gglops.params import resolve
+        from gglops.core.params import resolve
 
         params = resolve(path, sets=list(sets))
         data, train = params.data, params.train
@@ -141,7 +141,7 @@ def concrete_precision(setting: str) -> str:
     """What `train.precision` means on this CPU, by the platform's own rule."""
     import torch
 
-    from gglops.train.precision import resolve_precision
+    from gglops.stages.train.precision import resolve_precision
 
     return resolve_precision(setting, torch.device("cpu"))
 
@@ -246,7 +246,7 @@ def score(model: Any, pairs: list[Pair], precision: str = "fp32") -> dict[str, f
     """IRSTDMetrics over `pairs` at native resolution, under `precision` autocast."""
     import torch
 
-    from gglops.metrics import IRSTDMetrics
+    from gglops.core.metrics import IRSTDMetrics
 
     metrics = IRSTDMetrics()
     model.eval()

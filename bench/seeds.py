@@ -6,7 +6,7 @@ test), with the reference recipe: Adam 1e-4, batch 4, soft IoU, no LR schedule, 
 clipping, the whole train folder trained on and the epoch chosen on test (the literature's
 protocol, `data.selection: test`).
 
-- platform: `gglops.train.session.build_session` + `TrainSession.train_epoch` in this
+- platform: `gglops.stages.train.session.build_session` + `TrainSession.train_epoch` in this
   process: the code a `gglops train` worker runs each epoch (its data pipeline, seeding,
   sampler, augmentation `train.augment.p` 0.5, loss and step), without Ray, MLflow or
   checkpoints.
@@ -127,7 +127,7 @@ def read_folder(folder: Path) -> list[Pair]:
 def evaluate(model: nn.Module, pairs: Sequence[Pair]) -> dict[str, float]:
     """IRSTD metrics at each image's own size (zero-padded to a multiple of 16, cropped back)
     and `pos`, the fraction of all test pixels predicted target (p > 0.5)."""
-    from gglops.metrics import IRSTDMetrics
+    from gglops.core.metrics import IRSTDMetrics
 
     metrics, positive, pixels = IRSTDMetrics(), 0, 0
     model.eval()
@@ -166,14 +166,14 @@ def reset_global_state(threads: int) -> None:
 
 def resolved_precision(setup: Setup) -> str:
     """What the platform's `train.precision` means on this machine's CPU."""
-    from gglops.train.precision import resolve_precision
+    from gglops.stages.train.precision import resolve_precision
 
     return resolve_precision(setup.precision, torch.device("cpu"))
 
 
 def platform_params(setup: Setup, root: Path, seed: int) -> dict[str, Any]:
     """params for `build_session`: the reference recipe on the synthetic files."""
-    from gglops.params import DataParams
+    from gglops.core.params import DataParams
 
     data: dict[str, Any] = {"dataset": "synthetic-seeds", "root": str(root)}
     data |= {"layout": "msda-net", "image_size": setup.size, "fit": "resize"}
@@ -202,8 +202,8 @@ class PlatformTrainer:
     """The platform's per-worker training (`TrainSession`), in this process."""
 
     def __init__(self, root: Path, setup: Setup, seed: int) -> None:
-        from gglops.params import Params
-        from gglops.train.session import build_session
+        from gglops.core.params import Params
+        from gglops.stages.train.session import build_session
 
         reset_global_state(setup.threads)
         params = Params.model_validate(platform_params(setup, root, seed))

@@ -5,7 +5,7 @@ GGL-Net (width 0.5, random weights: speed does not depend on them) as `champion`
 Serve application (`gglops.serve.app`, one replica) serves it on a local Ray. Then, on the
 same 256×256 PNGs:
 
-- bare: one process, one `gglops.export.onnx_prob_fn` session (the same measured settings),
+- bare: one process, one `gglops.model.export.onnx_prob_fn` session (the same measured settings),
   batch 1, decode + pad + run + targets per image, sequentially: images/s;
 - served: CLIENTS threads, each POSTing one image after the other over a keep-alive
   connection on loopback, REQUESTS in all or at most DURATION_S: requests/s, p50, p99.
@@ -64,10 +64,10 @@ def _release(work: Path, settings: Any) -> Path:
     from mlflow.tracking import MlflowClient
 
     from gglnet import GGLNet
-    from gglops.export import export_onnx
-    from gglops.files import sha256_file
-    from gglops.release import RELEASE_PREFIX, publish
-    from gglops.storage import ArtifactStore
+    from gglops.adapters.s3 import ArtifactStore
+    from gglops.core.files import sha256_file
+    from gglops.model.export import export_onnx
+    from gglops.stages.release import RELEASE_PREFIX, publish
 
     torch.manual_seed(0)
     onnx = export_onnx(GGLNet(width_mult=WIDTH).eval(), work / "model.onnx")
@@ -85,8 +85,8 @@ def _release(work: Path, settings: Any) -> Path:
 
 def _bare(onnx: Path, images: list[bytes]) -> float:
     """images/s of decode + pad + one batch-1 session run + targets, in this process."""
-    from gglops.export import onnx_prob_fn
-    from gglops.inference import pad_to_multiple
+    from gglops.model.export import onnx_prob_fn
+    from gglops.model.inference import pad_to_multiple
     from gglops.serve.contract import decode_image, find_targets
 
     fn = onnx_prob_fn(onnx)
@@ -148,9 +148,9 @@ def _served(settings: Any, images: list[bytes]) -> dict[str, float]:
     import ray
     from ray import serve
 
+    from devstack.config import free_port
     from gglops.serve.app import APP_NAME, build
     from gglops.serve.launch import ServeRequest, replica_config
-    from gglops.stack.config import free_port
 
     port = free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -181,8 +181,8 @@ def _served(settings: Any, images: list[bytes]) -> dict[str, float]:
 def measure() -> dict[str, Any]:
     import os
 
-    from gglops.settings import load_settings
-    from gglops.stack import Ports, Stack, StackConfig
+    from devstack import Ports, Stack, StackConfig
+    from gglops.core.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="gglops-bench-serve-") as tmp:
         work = Path(tmp)

@@ -114,8 +114,8 @@ def _epoch_images(params: Any, data_root: Path) -> int:
 
 
 def _ray_run(params: Any, data_root: Path, storage: Path, cpus: float) -> RayRun:
-    from gglops.settings import Settings
-    from gglops.train.trainer import build_trainer
+    from gglops.core.settings import Settings
+    from gglops.stages.train.trainer import build_trainer
 
     clock = storage / "reports.txt"
     storage.mkdir(parents=True)
@@ -202,8 +202,8 @@ def measure(
     """Figures for bench/results.json; the ratio target is >= 0.97."""
     import ray
 
+    from gglops.core.params import Params
     from gglops.data.synth import synthesize
-    from gglops.params import Params
 
     threads = min(2, len(os.sched_getaffinity(0)))
     with tempfile.TemporaryDirectory() as tmp_dir:

@@ -1,7 +1,7 @@
-"""Real S3 (SeaweedFS) and MLflow server fixtures; see gglops.stack.
+"""Real S3 (SeaweedFS) and MLflow server fixtures; see devstack.
 
 `stack` starts both once per session (in a tmp dir, on free ports) through the same
-`gglops.stack.Stack` that `gglops stack up` uses, and stops them at the end. Fault-injection
+`devstack.Stack` that `gglops stack up` uses, and stops them at the end. Fault-injection
 tests can `stack.stop_s3()` and `stack.start_s3()` mid-test (the data survives).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gglops.stack import Ports, Stack, StackConfig
+from devstack import Ports, Stack, StackConfig
 
 
 @dataclass

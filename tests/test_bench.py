@@ -112,7 +112,7 @@ def test_a_failed_bench_is_saved_then_make_bench_exits_nonzero(
 
 def test_platform_recipe_is_valid_params(tmp_path: Path) -> None:
     from bench.accuracy import Protocol, platform_params
-    from gglops.params import Params
+    from gglops.core.params import Params
 
     params = Params.model_validate(platform_params(Protocol(), tmp_path))
     train = params.train
@@ -219,7 +219,7 @@ def test_seed_figures_choose_the_best_epoch_and_flag_slow_starts() -> None:
 
 def test_seed_platform_params_are_the_issue_recipe(tmp_path: Path) -> None:
     from bench.seeds import Setup, platform_params
-    from gglops.params import Params
+    from gglops.core.params import Params
 
     params = Params.model_validate(platform_params(Setup(), tmp_path, seed=3))
     train, data = params.train, params.data

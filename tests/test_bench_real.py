@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bench import real_accuracy as real
-from gglops.train.precision import cpu_has_native_bf16
+from gglops.stages.train.precision import cpu_has_native_bf16
 
 
 def _run(trainer: str, seed: int, test_miou: float, curve: list[float]) -> real.RunResult:

@@ -18,8 +18,8 @@ from helpers.training import tiny_params
 from helpers.waiting import wait_for
 from mlflow.tracking import MlflowClient
 
-from gglops.settings import Settings
-from gglops.train import TrainRequest, run_training
+from gglops.core.settings import Settings
+from gglops.stages.train import TrainRequest, run_training
 
 EPOCHS = 3  # the node dies in epoch 1: at least one epoch is left after it, however fast
 # Epochs of a few seconds on 2 cores, so that the kill lands inside one.

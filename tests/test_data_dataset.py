@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from gglops.data.dataset import EvalDataset, TrainDataset
 from gglops.data.layouts import resolve_layout
 from gglops.data.transforms import Affine, Flip, Rot90, Transpose, augment, draw_plan
-from gglops.inference import pad_to_multiple, predict_probs, torch_prob_fn
+from gglops.model.inference import pad_to_multiple, predict_probs, torch_prob_fn
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ import pytest
 from fixtures_cli import CliRunner
 from fixtures_sirst import require_local_copy
 
+from gglops.core.errors import DataError, UsageError
 from gglops.data.fetch import fetch_dataset
 from gglops.data.sources import SOURCES, file_list, get_source, scan
-from gglops.errors import DataError, UsageError
 
 NAME = "nuaa-sirst"
 ENTRIES = file_list(NAME)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gglops.core.errors import DataError
 from gglops.data.io import read_image, read_mask
-from gglops.errors import DataError
 
 H, W = 7, 5  # odd and non-square on purpose
 

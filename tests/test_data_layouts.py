@@ -16,12 +16,12 @@ import pytest
 from PIL import Image
 
 from gglnet import GGLNet
+from gglops.core.errors import DataError
 from gglops.data.io import read_image, read_mask
 from gglops.data.layouts import LAYOUTS, read_split_file, resolve_layout
 from gglops.data.manifest import build_manifest
 from gglops.data.synth import synthesize
-from gglops.errors import DataError
-from gglops.modelio import save_bundle
+from gglops.model.bundle import save_bundle
 
 
 def _image(path: Path, size: tuple[int, int] = (300, 213), mode: str = "RGB") -> None:
@@ -262,7 +262,7 @@ def test_tiled_prediction_covers_a_large_image_and_matches_where_windows_agree()
     frame; a pixel-wise model gives the same probabilities tiled or whole."""
     import numpy as np
 
-    from gglops.inference import predict_probs, tile_starts
+    from gglops.model.inference import predict_probs, tile_starts
 
     assert tile_starts(100, 128) == [0]
     starts = tile_starts(2500, 1024)

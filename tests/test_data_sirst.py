@@ -15,6 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
+from gglops.core.errors import DataError
+from gglops.core.params import CustomLayout, DataParams, Params
 from gglops.data.dataset import TrainDataset, load_pair
 from gglops.data.io import fit_mask_to_image, mask_size_rule
 from gglops.data.layouts import Sample, resolve_layout
@@ -22,8 +24,6 @@ from gglops.data.manifest import build_manifest
 from gglops.data.selection import held_out, selection_splits
 from gglops.data.transforms import target_crop
 from gglops.data.validate import validate_dataset
-from gglops.errors import DataError
-from gglops.params import CustomLayout, DataParams, Params
 
 
 def test_published_sirst_validates_with_one_rule_applied(
@@ -164,7 +164,7 @@ def test_custom_layout_reads_rearranged_sirst(nuaa_sirst_source: Path, tmp_path:
 
 def test_run_lineage_hashes_a_custom_layout(nuaa_sirst_source: Path, tmp_path: Path) -> None:
     """train and tune record the data hash of the layout params.yaml describes."""
-    from gglops.tracking import lineage
+    from gglops.adapters.tracking import lineage
 
     custom = _rearranged(nuaa_sirst_source, tmp_path)
     params = Params().with_overrides({"data.layout": "custom", "data.custom": custom.model_dump()})

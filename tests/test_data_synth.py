@@ -13,10 +13,10 @@ from scipy import ndimage
 from typer.testing import CliRunner
 
 from gglops.cli import app
+from gglops.core.errors import DataError
 from gglops.data.io import read_image, read_mask
 from gglops.data.manifest import build_manifest
 from gglops.data.synth import synthesize
-from gglops.errors import DataError
 
 
 def _hashes(root: Path) -> dict[str, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gglops.stack.dvc import configure_local_remote
+from devstack.dvc import configure_local_remote
 
 DVC = str(Path(sys.executable).parent / "dvc")
 

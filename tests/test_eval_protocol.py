@@ -11,13 +11,13 @@ import pytest
 import yaml
 from helpers.registry import calibrated_model
 
+from gglops.core.errors import UsageError
+from gglops.core.params import load_params
 from gglops.data.dataset import EvalDataset
 from gglops.data.layouts import resolve_layout
-from gglops.errors import UsageError
-from gglops.evaluate import EvalResult
-from gglops.modelio import save_bundle
-from gglops.params import load_params
-from gglops.report import PUBLISHED_SIZE, VersionInfo, _metrics
+from gglops.model.bundle import save_bundle
+from gglops.stages.evaluate import EvalResult
+from gglops.stages.report import PUBLISHED_SIZE, VersionInfo, _metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 # Published recipe per pipeline: image size and split (MSDA-Net train_MSDA_Net.py: 512, 256 NUDT).
@@ -147,7 +147,7 @@ class _FakeClient:
     [("2", "2"), ("candidate", "3"), ("models:/gglnet@candidate", "3"), ("models:/gglnet/1", "1")],
 )
 def test_report_refs_resolve_through_the_registry(ref: str, version: str) -> None:
-    from gglops.registry import ModelRegistry, resolve_version
+    from gglops.adapters.registry import ModelRegistry, resolve_version
 
     reg = ModelRegistry(client=_FakeClient(), name="gglnet", uri="http://mlflow")
     assert resolve_version(reg, ref)[1] == version
@@ -159,7 +159,7 @@ def test_report_refs_resolve_through_the_registry(ref: str, version: str) -> Non
      ("models:/other@candidate", "model other has no alias"), ("models:/gglnet", "expected")],
 )  # fmt: skip
 def test_unknown_report_refs_are_one_line(ref: str, message: str) -> None:
-    from gglops.registry import ModelRegistry, resolve_version
+    from gglops.adapters.registry import ModelRegistry, resolve_version
 
     reg = ModelRegistry(client=_FakeClient(), name="gglnet", uri="http://mlflow")
     with pytest.raises(UsageError, match=message):
@@ -175,7 +175,7 @@ def test_unknown_report_refs_are_one_line(ref: str, message: str) -> None:
 def test_promote_and_report_evaluate_under_the_recorded_protocol(
     tags: dict[str, str], size: int | None
 ) -> None:
-    from gglops.registry import recorded_split
+    from gglops.adapters.registry import recorded_split
 
     data = recorded_split({"data_root": "/data", **tags}, None, "1")
     assert data.eval_size == size

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from helpers.registry import calibrated_model
 
+from gglops.core.params import Params
 from gglops.data.evalsplit import EvalSplit
-from gglops.evaluate import PR_THRESHOLDS, SIZE_BINS, evaluate_model
-from gglops.export import build_artifact
-from gglops.modelio import save_bundle
-from gglops.params import Params
+from gglops.model.bundle import save_bundle
+from gglops.model.export import build_artifact
+from gglops.stages.evaluate import PR_THRESHOLDS, SIZE_BINS, evaluate_model
 
 PARAMS = Params().with_overrides({"data.layout": "nuaa-sirst", "data.split": "idx_427"})
 
@@ -73,7 +73,7 @@ def test_evaluate_bounds_image_size_reports_progress_and_says_no_targets(
     import numpy as np
     from PIL import Image
 
-    from gglops import evaluate
+    from gglops.stages import evaluate
 
     _, onnx = bundle_and_onnx
     args = ["evaluate", str(onnx), str(synth_data), "--out", str(tmp_path / "m.json")]
@@ -114,7 +114,7 @@ def test_a_split_is_decoded_and_hashed_once_for_two_models_and_parity(
 ) -> None:
     """What promotion does: candidate and champion evaluated, then ONNX parity, one read."""
     from gglops.data import dataset, evalsplit
-    from gglops.evaluate import prob_fn_for, score
+    from gglops.stages.evaluate import prob_fn_for, score
 
     decoded: list[str] = []
     hashed: list[int] = []

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from gglnet import GGLNet
-from gglops import export
-from gglops.errors import CheckError
-from gglops.modelio import save_bundle
-from gglops.storage import ArtifactStore, S3Url
+from gglops.adapters.s3 import ArtifactStore, S3Url
+from gglops.core.errors import CheckError
+from gglops.model import export
+from gglops.model.bundle import save_bundle
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_parity_miss_is_a_check_error(net, tmp_path, monkeypatch) -> None:
 
 
 def test_export_cli_to_s3(stack_env, net, tmp_path, gglops_cli) -> None:
-    from gglops.settings import load_settings
+    from gglops.core.settings import load_settings
 
     bundle = save_bundle(net, tmp_path / "bundle", width_mult=0.25)
     url = f"s3://{stack_env.bucket}/tests/export/{tmp_path.name}/model.onnx"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gglops.errors import UsageError
-from gglops.params import Params, load_params
+from gglops.core.errors import UsageError
+from gglops.core.params import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

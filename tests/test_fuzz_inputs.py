@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from gglops.core.errors import DataError
 from gglops.data.io import read_mask
 from gglops.data.layouts import read_split_file
-from gglops.errors import DataError
 
 EXAMPLES = {"split_valid": 80, "split_bytes": 120, "mask_valid": 60, "mask_bytes": 60}
 

@@ -21,7 +21,7 @@ from gglnet.losses import (
     bce_soft_iou_loss,
     soft_iou_loss,
 )
-from gglops.params import TrainParams
+from gglops.core.params import TrainParams
 
 REFERENCE_PARAMETERS = 8_988_093
 
@@ -111,10 +111,11 @@ def test_batch_soft_iou_is_one_ratio_over_the_batch() -> None:
 
 def _pulls(loss_fn: gglnet.Loss) -> tuple[float, float]:
     """(mean |gradient| on the target pixels, mean |gradient| on the empty crop's pixels) for
-    a crop holding a 3x3 target beside a crop without one, every pixel at p ≈ 0.01."""
+    a crop holding a 3x3 target beside a crop without one, every logit at −8 (p ≈ 3e-4: where
+    the stalled SIRST run's logits sat after two epochs)."""
     target = torch.zeros(2, 1, 32, 32)
     target[0, :, 10:13, 10:13] = 1
-    logits = torch.full_like(target, -4.6, requires_grad=True)
+    logits = torch.full_like(target, -8.0, requires_grad=True)
     loss_fn(logits, target).backward()
     assert logits.grad is not None
     grad = logits.grad.abs()
@@ -127,7 +128,7 @@ def test_an_empty_crop_outpulls_the_target_per_image_but_not_over_the_batch() ->
     target_pull, empty_push = _pulls(soft_iou_loss)
     assert empty_push > target_pull
     target_pull, empty_push = _pulls(batch_soft_iou_loss)
-    assert target_pull > 50 * empty_push
+    assert target_pull > 10 * empty_push
 
 
 def test_losses_mapping_matches_params_names() -> None:

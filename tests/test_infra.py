@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gglops.jobs import is_secret
+from gglops.stages.submit import is_secret
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gglops.stack.config import free_port
+from devstack.config import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GGLOPS = [sys.executable, "-m", "gglops"]
@@ -109,7 +109,7 @@ def _wait_started(proc: subprocess.Popen) -> None:
 def test_ctrl_c_stops_the_job(ray_head, reliability) -> None:
     from ray.job_submission import JobSubmissionClient
 
-    from gglops.stack.services import ray_auth_headers
+    from gglops.adapters.ray_auth import ray_auth_headers
 
     # A terminal's Ctrl-C goes to a foreground process, whose SIGINT is at its default. This
     # pytest may ignore SIGINT itself (started as `cmd &` by a shell without job control) and
@@ -157,8 +157,8 @@ def test_submit_started_with_sigint_ignored_says_how_to_stop_the_job(ray_head) -
 
 
 def test_submit_ships_no_secret_unless_asked(tmp_path: Path) -> None:
-    from gglops.jobs import job_env
-    from gglops.settings import Settings
+    from gglops.core.settings import Settings
+    from gglops.stages.submit import job_env
 
     shell = {
         "GGLOPS_S3_ENDPOINT_URL": "http://s3.example:9000",
@@ -182,7 +182,7 @@ def test_submit_ships_no_secret_unless_asked(tmp_path: Path) -> None:
 def test_a_failed_stop_request_is_one_line_naming_the_way_out(capsys) -> None:
     """A dashboard that fails (or a second Ctrl-C during) the stop request: exit 130 anyway,
     one line saying the job may still run and how to stop it."""
-    from gglops import jobs
+    from gglops.stages import submit as jobs
 
     class Refusing:
         def stop_job(self, job_id: str) -> bool:
@@ -230,7 +230,7 @@ def _origin_with_pushed_data(stack, tmp_path: Path, prefix: str) -> Path:
     S3 and committed with dvc.lock: what a user has before going to the cluster."""
     import yaml
 
-    from gglops.stack.dvc import configure_local_remote
+    from devstack.dvc import configure_local_remote
 
     origin = tmp_path / "origin"
     for name in CLONED:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gglops.metrics import IRSTDMetrics, MetricState
+from gglops.core.metrics import IRSTDMetrics, MetricState
 
 SIZE = 32
 PIXELS = SIZE * SIZE

@@ -28,13 +28,13 @@ import torch
 from PIL import Image
 
 from gglnet import GGLNet
-from gglops import tracking
-from gglops.modelio import save_bundle
-from gglops.params import Params
-from gglops.pyfunc import SIZE_MULTIPLE
-from gglops.registry import register_run
-from gglops.settings import load_settings
-from gglops.tune.trial import trial_label
+from gglops.adapters import tracking
+from gglops.adapters.registry import register_run
+from gglops.core.params import Params
+from gglops.core.settings import load_settings
+from gglops.model.bundle import save_bundle
+from gglops.model.pyfunc import SIZE_MULTIPLE
+from gglops.stages.tune.trial import trial_label
 
 EXPERIMENT = "gglops-conventions-tests"
 VAL_MIOU = [0.10, 0.40, 0.25]  # per epoch: the best is epoch 1

@@ -12,8 +12,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from gglnet import GGLNet
-from gglops.errors import UsageError
-from gglops.modelio import META_FILE, WEIGHTS_FILE, load_bundle, save_bundle
+from gglops.core.errors import UsageError
+from gglops.model.bundle import META_FILE, WEIGHTS_FILE, load_bundle, save_bundle
 
 WIDTH = 0.25
 

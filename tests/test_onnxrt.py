@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from gglnet import GGLNet, ProbabilityModel
-from gglops import onnxrt
-from gglops.errors import UsageError
+from gglops.core.errors import UsageError
+from gglops.model import onnxrt
 
 AXES = {0: "N", 2: "H", 3: "W"}
 

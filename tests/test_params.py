@@ -1,4 +1,4 @@
-"""`gglops.params.resolve`: one function, one order (file < tuned < --set < flag), later wins."""
+"""`gglops.core.params.resolve`: one function, one order (file < tuned < --set < flag)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gglops.errors import UsageError
-from gglops.params import Params, resolve
+from gglops.core.errors import UsageError
+from gglops.core.params import Params, resolve
 
 # The sources, in precedence order; each survives in a key the others leave alone.
 ORDER = ("file", "tuned", "set", "flag")
@@ -134,12 +134,12 @@ def test_cli_train_set_beats_best_params(tmp_path: Path, monkeypatch, gglops_cli
     best.write_text("train.lr: 0.0015\ntrain.batch_size: 8\n")
     args = ["train", "--best-params", str(best), "--set", "train.lr=0.001"]
     args += ["--set", "train.workers=5", "--workers", "2", "--data", str(tmp_path)]
-    params = _captured_params(monkeypatch, gglops_cli, "gglops.train", "run_training", args)
+    params = _captured_params(monkeypatch, gglops_cli, "gglops.stages.train", "run_training", args)
     assert (params.train.lr, params.train.batch_size) == (0.001, 8)
     assert (params.train.workers, params.data.root) == (2, str(tmp_path))
 
 
 def test_cli_tune_flags_beat_set(tmp_path: Path, monkeypatch, gglops_cli) -> None:
     args = ["tune", "--set", "tune.samples=5", "--samples", "2", "--set", "train.lr=0.003"]
-    params = _captured_params(monkeypatch, gglops_cli, "gglops.tune", "run_tuning", args)
+    params = _captured_params(monkeypatch, gglops_cli, "gglops.stages.tune", "run_tuning", args)
     assert (params.tune.samples, params.train.lr) == (2, 0.003)

@@ -79,7 +79,7 @@ def demo(stack, ray_head, tmp_path_factory: pytest.TempPathFactory) -> Demo:
     base = tmp_path_factory.mktemp("e2e")
     proj = base / "proj"
     _copy_project(proj)
-    from gglops.stack import Stack
+    from devstack import Stack
 
     env = {
         **os.environ,

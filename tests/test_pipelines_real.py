@@ -30,7 +30,7 @@ import pytest
 import yaml
 from pipeline_tools import merge, run
 
-from gglops.params import load_params
+from gglops.core.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

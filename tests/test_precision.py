@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from gglops.train.precision import autocast, cpu_has_native_bf16, needs_scaler, resolve_precision
+from gglops.stages.train.precision import (
+    autocast,
+    cpu_has_native_bf16,
+    needs_scaler,
+    resolve_precision,
+)
 
 
 def test_explicit_settings_are_kept_and_auto_follows_the_cpu(tmp_path: Path) -> None:

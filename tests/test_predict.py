@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from gglnet import GGLNet
-from gglops.export import export_onnx
-from gglops.inference import pad_to_multiple
-from gglops.modelio import save_bundle
-from gglops.predict import BOX_COLOUR, overlay, target_boxes
+from gglops.model.bundle import save_bundle
+from gglops.model.export import export_onnx
+from gglops.model.inference import pad_to_multiple
+from gglops.stages.predict import BOX_COLOUR, overlay, target_boxes
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +234,7 @@ def test_a_result_never_overwrites_an_input(models, tmp_path, gglops_cli) -> Non
 
 
 def test_result_names_are_distinct_and_deterministic() -> None:
-    from gglops.predict import result_names
+    from gglops.stages.predict import result_names
 
     paths = [Path(p) for p in ("a/img.png", "img-1.png", "b/IMG.jpg", "c/img.bmp", "solo.png")]
     assert result_names(paths) == ["img-2", "img-1", "IMG-3", "img-4", "solo"]

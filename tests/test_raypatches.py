@@ -1,4 +1,4 @@
-"""Each patch of Ray internals in gglops.raypatches still finds what it patches."""
+"""Each patch of Ray internals in gglops.adapters.raypatches still finds what it patches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import ray
 
-from gglops import raypatches
+from gglops.adapters import raypatches
 
 
 def test_every_patched_ray_attribute_exists() -> None:

@@ -22,13 +22,13 @@ from helpers.registry import LAYOUT, OPEN_GATES, SPLIT, calibrated_model, logged
 from mlflow.tracking import MlflowClient
 
 from gglnet import GGLNet
-from gglops.errors import UsageError
-from gglops.params import Params
-from gglops.promotion import promote_version, rollback_champion
-from gglops.registry import CHAMPION, PREVIOUS, register_run
-from gglops.release import release_version
-from gglops.settings import load_settings
-from gglops.storage import ArtifactStore
+from gglops.adapters.registry import CHAMPION, PREVIOUS, register_run
+from gglops.adapters.s3 import ArtifactStore
+from gglops.core.errors import UsageError
+from gglops.core.params import Params
+from gglops.core.settings import load_settings
+from gglops.stages.promote import promote_version, rollback_champion
+from gglops.stages.release import release_version
 
 # --- fixtures ----------------------------------------------------------------------------
 
@@ -274,9 +274,9 @@ def test_demo_gates_refuse_an_untrained_and_a_one_epoch_model(
 ) -> None:
     """The demo's own gates (params.yaml) on the demo's own data: a model that has not
     learned (untrained, or one epoch of the demo recipe) is refused with exit 1."""
+    from gglops.core.params import load_params
     from gglops.data.synth import synthesize
-    from gglops.params import load_params
-    from gglops.train.session import build_session
+    from gglops.stages.train.session import build_session
 
     demo = load_params("params.yaml")
     root = synthesize(tmp_path / "demo-data", demo.synth.n, demo.synth.size, demo.synth.seed)

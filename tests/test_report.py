@@ -14,7 +14,8 @@ from helpers.registry import calibrated_model, logged_run
 from PIL import Image
 from pipeline_tools import ink_fraction, screenshot
 
-from gglops.report import (
+from gglops.core.settings import load_settings
+from gglops.stages.report import (
     PANEL,
     Bullets,
     Figure,
@@ -27,7 +28,6 @@ from gglops.report import (
     render_markdown,
     target_window,
 )
-from gglops.settings import load_settings
 
 SECTIONS = (
     "Lineage",
@@ -66,8 +66,8 @@ def test_markdown_and_html_render_the_same_blocks() -> None:
 
 @pytest.mark.integration
 def test_report_of_a_registered_version(stack_env, synth_data, tmp_path, monkeypatch, gglops_cli):
+    from gglops.adapters.registry import register_run
     from gglops.data.manifest import build_manifest
-    from gglops.registry import register_run
 
     name = f"gglnet-report-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("GGLOPS_REGISTERED_MODEL", name)
@@ -112,7 +112,7 @@ def test_report_of_a_registered_version(stack_env, synth_data, tmp_path, monkeyp
     shot = screenshot(folder / "report.html", shots / "report.png", size="1200,2600")
     assert ink_fraction(shot) > 0.05  # text, tables, the PR curve and the overlays drawn
 
-    from gglops import tracking  # the run keeps the report beside its evaluation artifacts
+    from gglops.adapters import tracking  # the run keeps the report beside its evaluation artifacts
 
     logged = tracking.client(stack_env.mlflow_uri).list_artifacts(run_id, "evaluation/report")
     names = {Path(f.path).name for f in logged}

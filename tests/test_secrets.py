@@ -180,7 +180,7 @@ def _submit(ray_head, env: dict[str, str], prefix: str, *flags: str) -> Submitte
 def job_runtime_env(url: str, job_id: str) -> str:
     from ray.job_submission import JobSubmissionClient
 
-    from gglops.stack.services import ray_auth_headers
+    from gglops.adapters.ray_auth import ray_auth_headers
 
     info = JobSubmissionClient(url, headers=ray_auth_headers()).get_job_info(job_id)
     return json.dumps(info.runtime_env or {})

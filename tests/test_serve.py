@@ -32,11 +32,11 @@ from helpers.registry import OPEN_GATES, calibrated_model, logged_run
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from gglops.predict import predict_one, target_boxes
-from gglops.promotion import promote_version
-from gglops.registry import CHAMPION, register_run
-from gglops.settings import load_settings
-from gglops.stack.config import free_port
+from devstack.config import free_port
+from gglops.adapters.registry import CHAMPION, register_run
+from gglops.core.settings import load_settings
+from gglops.stages.predict import predict_one, target_boxes
+from gglops.stages.promote import promote_version
 
 POLL_S = 0.5
 LOAD_BOUND_S = 6.0  # download + sha256 + session + warm-up, with room for a busy 2-core box
@@ -188,7 +188,7 @@ def test_every_format_mode_and_size_matches_gglops_predict(
 ) -> None:
     """Shape, target count and boxes as `gglops predict` finds them on the same file, with
     the same released ONNX model (the tiny model is random: predict is the reference)."""
-    from gglops.export import onnx_prob_fn
+    from gglops.model.export import onnx_prob_fn
 
     s3 = stack.s3_client()
     onnx = tmp_path / "v1.onnx"
@@ -334,7 +334,7 @@ def print_timeline(records: list[dict], events: dict[str, float]) -> None:
 def test_promotion_and_rollback_switch_without_a_failed_request(
     served: Served, reliability
 ) -> None:
-    from gglops.promotion import rollback_champion
+    from gglops.stages.promote import rollback_champion
 
     v1, v2 = served.versions["v1"], served.versions["v2"]
     with pytest.MonkeyPatch.context() as mp:

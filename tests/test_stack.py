@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gglops.settings import Settings
-from gglops.stack.config import Ports, StackConfig, port_in_use
+from devstack.config import Ports, StackConfig, port_in_use
+from gglops.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 GGLOPS = [sys.executable, "-m", "gglops"]
@@ -140,7 +140,7 @@ def test_status_reports_a_ray_head(ray_head) -> None:
     print(f"Ray head start: {ray_head.startup_s:.1f} s")
     # How to log in to the dashboard: the token's file, and what the dashboard's dialog does
     # with a pasted token (POST /api/authenticate, which sets the session cookie).
-    from gglops.stack.services import ray_auth_headers, ray_token_path
+    from gglops.adapters.ray_auth import ray_auth_headers, ray_token_path
 
     hint = next(line for line in done.stdout.splitlines() if "asks for a token" in line)
     assert str(ray_token_path()) in hint and "Authentication Token Required" in hint, hint
@@ -173,8 +173,8 @@ def test_ray_head_starts_on_a_machine_without_a_ray_token(
     # and never makes (a local `ray.init()` earlier in a session used to make it).
     import tempfile
 
-    from gglops.stack.core import Stack
-    from gglops.stack.services import ray_auth_headers
+    from devstack.core import Stack
+    from gglops.adapters.ray_auth import ray_auth_headers
 
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE"):
@@ -284,7 +284,7 @@ def test_up_rolls_back_when_a_later_service_fails(tmp_path: Path, reliability) -
 def test_loose_ray_token_file_is_named_and_made_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reliability
 ) -> None:
-    from gglops.stack.services import ensure_ray_token
+    from devstack.services import ensure_ray_token
 
     token = tmp_path / ".ray" / "auth_token"
     token.parent.mkdir()

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gglops.stack.process import PidRecord, group_members
+from gglops.core.pids import PidRecord, group_members
 
 # Sockets that may listen beyond loopback, each with the reason it is safe. Empty: with the
 # stack's settings (see RayService.env) Ray binds everything to 127.0.0.1 too.

@@ -1,4 +1,4 @@
-"""gglops.storage against the real SeaweedFS S3: verified uploads, immutable releases,
+"""gglops.adapters.s3 against the real SeaweedFS S3: verified uploads, immutable releases,
 the promotion lease, and one-line errors for a dead endpoint or wrong keys."""
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from gglops.errors import ServiceError, UsageError
-from gglops.files import sha256_file
-from gglops.release import publish
-from gglops.settings import load_settings
-from gglops.storage import (
+from gglops.adapters.s3 import (
     ArtifactStore,
     LeaseBusyError,
     LeaseInfo,
     S3Url,
     lease,
 )
+from gglops.core.errors import ServiceError, UsageError
+from gglops.core.files import sha256_file
+from gglops.core.settings import load_settings
+from gglops.stages.release import publish
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""gglops.tracking and gglops.modelref against a real MLflow server (the `stack` fixture)."""
+"""gglops.adapters.tracking and gglops.model.reference against a real MLflow server."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from gglnet import GGLNet
-from gglops import tracking
-from gglops.errors import ServiceError, UsageError
-from gglops.modelio import load_bundle, save_bundle
-from gglops.modelref import resolve_model
+from gglops.adapters import tracking
+from gglops.core.errors import ServiceError, UsageError
+from gglops.model.bundle import load_bundle, save_bundle
+from gglops.model.reference import resolve_model
 
 
 def _dead_uri() -> str:
@@ -84,7 +84,7 @@ def test_model_bundle_round_trip_and_registration(stack, tmp_path: Path) -> None
     logged = tracking.log_model(uri, run_id, bundle)
     assert logged.seconds < 60 and logged.model_uri == f"runs:/{run_id}/model"
 
-    # runs:/ and models:/ both give back the same weights, through modelref too.
+    # runs:/ and models:/ both give back the same weights, through gglops.model.reference too.
     model_uri = f"runs:/{run_id}/model"
     mlflow.set_tracking_uri(uri)
     version = mlflow.register_model(model_uri, "gglnet-tracking-test").version

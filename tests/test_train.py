@@ -15,9 +15,9 @@ import pytest
 from helpers.training import settings_for, tiny_params
 from mlflow.tracking import MlflowClient
 
-from gglops.train import TrainRequest, run_training
-from gglops.train.config import FAULT_ENV
-from gglops.train.session import build_session
+from gglops.stages.train import TrainRequest, run_training
+from gglops.stages.train.loop_config import FAULT_ENV
+from gglops.stages.train.session import build_session
 
 
 @pytest.fixture(scope="module")

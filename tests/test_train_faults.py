@@ -26,11 +26,11 @@ import torch
 from helpers.waiting import wait_for
 from mlflow.tracking import MlflowClient
 
-from gglops.modelio import load_bundle
-from gglops.settings import Settings
-from gglops.train.checkpointing import checkpoint_problem, newest_complete_checkpoint
-from gglops.train.storage import Storage, resolve_storage
-from gglops.train.trainer import pending_file
+from gglops.adapters.raystorage import Storage, resolve_storage
+from gglops.core.settings import Settings
+from gglops.model.bundle import load_bundle
+from gglops.stages.train.checkpointing import checkpoint_problem, newest_complete_checkpoint
+from gglops.stages.train.trainer import pending_file
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small and quick; keep_checkpoints=1 so that a tmpfs can hold exactly what the run needs.
@@ -395,9 +395,9 @@ def test_a_second_train_of_a_run_in_progress_is_refused(
 ) -> None:
     # The first `gglops train --resume` holds the run's lock (here: this test holds it); a
     # second one must stop before it restores or writes anything. Local storage and S3.
-    from gglops.errors import UsageError
-    from gglops.settings import load_settings
-    from gglops.train.storage import run_lock
+    from gglops.adapters.raystorage import run_lock
+    from gglops.core.errors import UsageError
+    from gglops.core.settings import load_settings
 
     monkeypatch.setenv("GGLOPS_STORAGE_PATH", str(tmp_path / "ray"))
     monkeypatch.chdir(tmp_path)
@@ -443,9 +443,9 @@ def test_runs_left_running_by_a_dead_driver_are_marked_killed(
 ) -> None:
     # Two RUNNING MLflow runs: one's driver is alive (holds the run's training lock), the
     # other's was killed (-9: lock gone). Only the second is marked.
-    from gglops.settings import load_settings
-    from gglops.train.abandoned import ABANDONED_TAG, mark_abandoned
-    from gglops.train.storage import run_lock
+    from gglops.adapters.raystorage import run_lock
+    from gglops.core.settings import load_settings
+    from gglops.stages.train.abandoned import ABANDONED_TAG, mark_abandoned
 
     experiment = f"abandoned-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("GGLOPS_EXPERIMENT_NAME", experiment)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from helpers.training import settings_for, tiny_params
 
-from gglops.errors import DataError, GGLOpsError, ServiceError, UsageError
-from gglops.params import load_params
-from gglops.settings import Settings
-from gglops.train import TrainRequest, run_training
+from gglops.core.errors import DataError, GGLOpsError, ServiceError, UsageError
+from gglops.core.params import load_params
+from gglops.core.settings import Settings
+from gglops.stages.train import TrainRequest, run_training
 
 GGLOPS = Path(sys.executable).parent / "gglops"
 

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from gglops.params import Params
-from gglops.settings import Settings
-from gglops.tune import TuneRequest, TuneResult, run_tuning
+from gglops.core.params import Params
+from gglops.core.settings import Settings
+from gglops.stages.tune import TuneRequest, TuneResult, run_tuning
 
 BIN = Path(sys.executable).parent
 BAD_LR = 1e-7  # learns nothing: its loss stays where it started
@@ -265,7 +265,7 @@ def test_unknown_search_key_exits_2_with_one_line(tmp_path: Path, reliability) -
 def test_trial_larger_than_the_cluster_is_refused_before_compute(
     stack: Any, ray_local: None, tune_data: Path, tmp_path: Path
 ) -> None:
-    from gglops.errors import UsageError
+    from gglops.core.errors import UsageError
 
     space = {"train.lr": {"kind": "choice", "values": [1e-2]}}
     params = tiny_params(tune_data, **{"tune.cpus_per_worker": 64.0, "tune.space": space})

@@ -4,9 +4,9 @@
     python tools/import_graph.py --mermaid  # the same graph as a Mermaid block
 
 Every `import`, also those inside functions (they run too), counts. A component is `gglnet`
-or `gglops.<first name>` (`gglops.train`, `gglops.registry`, ...). Rules:
+or `gglops.<first name>` (`gglops.stages.train`, `gglops.adapters.registry`, ...). Rules:
 - `gglnet` imports nothing of `gglops` (the model package is pure torch);
-- the training loop (`gglops.train`) never reaches the registry or promotion, even
+- the training loop (`gglops.stages.train`) never reaches the registry or promotion, even
   transitively;
 - nothing imports the CLI but the CLI itself and `gglops.__main__`;
 - the component graph has no cycles.
@@ -21,10 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = {"gglops": ROOT / "platform" / "gglops", "gglnet": ROOT / "models" / "gglnet"}
-TRAINING = "gglops.train"
-REGISTRY_SIDE = frozenset({"gglops.registry", "gglops.promotion", "gglops.release"})
+SOURCES = {
+    "gglops": ROOT / "platform" / "gglops",
+    "devstack": ROOT / "platform" / "devstack",
+    "gglnet": ROOT / "models" / "gglnet",
+}
+TRAINING = "gglops.stages.train"
+REGISTRY_SIDE = frozenset(
+    {"gglops.adapters.registry", "gglops.stages.promote", "gglops.stages.release"}
+)
 CLI = "gglops.cli"
+DEVSTACK = "devstack"
+ROLES = frozenset({"core", "model", "adapters", "stages"})  # a component is one level inside
+CORE = "gglops.core."
+SERVICE_LIBRARIES = frozenset({"ray", "mlflow", "boto3", "botocore"})
 
 
 def module_name(package: str, root: Path, path: Path) -> str:
@@ -46,11 +56,12 @@ def imported(tree: ast.AST, module: str, is_package: bool) -> Iterator[str]:
 
 def component(module: str) -> str | None:
     parts = module.split(".")
-    if parts[0] == "gglnet":
-        return "gglnet"
-    if parts[0] == "gglops":
-        return ".".join(parts[:2]) if len(parts) > 1 else "gglops"
-    return None
+    if parts[0] in ("gglnet", DEVSTACK):
+        return parts[0]
+    if parts[0] != "gglops" or len(parts) == 1:
+        return "gglops" if parts[0] == "gglops" else None
+    depth = 3 if parts[1] in ROLES and len(parts) > 2 else 2
+    return ".".join(parts[:depth])
 
 
 @dataclass
@@ -58,6 +69,13 @@ class Graph:
     edges: dict[str, set[str]] = field(default_factory=dict)
     # (importing module, imported component) for messages
     sites: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # component -> the service libraries its modules import
+    services: dict[str, set[str]] = field(default_factory=dict)
+
+    def add_external(self, source: str, target: str) -> None:
+        src, top = component(source), target.split(".", maxsplit=1)[0]
+        if src is not None and top in SERVICE_LIBRARIES:
+            self.services.setdefault(src, set()).add(top)
 
     def add(self, source: str, target: str) -> None:
         src, dst = component(source), component(target)
@@ -107,6 +125,8 @@ def build() -> Graph:
         for target in imported(tree, module, path.name == "__init__.py"):
             if component(target) in known:
                 graph.add(module, target)
+            else:
+                graph.add_external(module, target)
     return graph
 
 
@@ -118,6 +138,23 @@ def violations(graph: Graph) -> list[str]:
         f"{src} imports the CLI ({', '.join(sorted(graph.sites[(src, CLI)]))})"
         for src, dsts in sorted(graph.edges.items())
         if CLI in dsts and src not in {CLI, "gglops.__main__"}
+    ]
+    found += [
+        f"{src} imports {', '.join(sorted(libs))}"
+        for src, libs in sorted(graph.services.items())
+        if src.startswith(CORE)
+    ]
+    found += [
+        f"{src} imports {DEVSTACK}"
+        for src, dsts in sorted(graph.edges.items())
+        if DEVSTACK in dsts and src.startswith("gglops") and src != CLI
+    ]
+    found += [
+        f"{src} imports {dst}"
+        for src, dsts in sorted(graph.edges.items())
+        if src.startswith("gglops.stages.")
+        for dst in sorted(dsts)
+        if dst == CLI or dst.startswith("gglops.serve")
     ]
     found += ["cycle: " + " → ".join(cycle) for cycle in graph.cycles()]
     return found
@@ -141,7 +178,7 @@ def main() -> int:
     for src, dsts in sorted(graph.edges.items()):
         print(f"{src:22} → {', '.join(sorted(dsts)) or '-'}")
     problems = violations(graph)
-    print("\n".join(f"VIOLATION {p}" for p in problems) or "layering: ok (4 rules)")
+    print("\n".join(f"VIOLATION {p}" for p in problems) or "layering: ok (7 rules)")
     return 1 if problems else 0
 
 

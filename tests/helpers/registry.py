@@ -10,12 +10,12 @@ import numpy as np
 import torch
 
 from gglnet import GGLNet
-from gglops import tracking
+from gglops.adapters import tracking
+from gglops.core.params import Params
 from gglops.data.io import read_image
 from gglops.data.layouts import resolve_layout
 from gglops.data.manifest import build_manifest
-from gglops.modelio import save_bundle
-from gglops.params import Params
+from gglops.model.bundle import save_bundle
 
 LAYOUT, SPLIT = "nuaa-sirst", "idx_427"
 OPEN_GATES = Params().with_overrides(

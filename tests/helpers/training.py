@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gglops.params import Params
-from gglops.settings import Settings
+from gglops.core.params import Params
+from gglops.core.settings import Settings
 
 TINY: dict[str, Any] = {
     "data.image_size": 32,

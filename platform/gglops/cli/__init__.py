@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from gglops.cli import data, jobs, registry, serve, stack, summary, train, tune
-from gglops.errors import GGLOpsError
+from gglops.cli import data, registry, serve, stack, submit, summary, train, tune
+from gglops.core.errors import GGLOpsError
 
 app = typer.Typer(
     name="gglops",
@@ -26,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _module in (data, train, tune, registry, stack, jobs, summary, serve):
+for _module in (data, train, tune, registry, stack, submit, summary, serve):
     _module.register(app)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gglops import files
+from gglops.core import files
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read.")]
 SetOpt = Annotated[

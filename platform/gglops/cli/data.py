@@ -10,8 +10,8 @@ import typer
 from gglops.cli.common import write_json
 
 if TYPE_CHECKING:
+    from gglops.core.params import CustomLayout
     from gglops.data.fetch import FetchResult
-    from gglops.params import CustomLayout
 
 data_app = typer.Typer(
     help="Datasets: fetch, synthesise, validate, fingerprint.", no_args_is_help=True
@@ -108,7 +108,7 @@ def _dataset(
     """(layout, split, custom) from the flags, else from a params file's data section."""
     if params_file is None:
         return layout or "auto", split, None
-    from gglops.params import resolve
+    from gglops.core.params import resolve
 
     data = resolve(params_file).data
     return layout or data.layout, split if split is not None else data.split, data.custom

@@ -25,9 +25,9 @@ def evaluate(
     set_: SetOpt = None,
 ) -> None:
     """Evaluate a model on the test split under data.eval_protocol (default: original size)."""
-    from gglops.evaluate import evaluate_model
-    from gglops.params import resolve
-    from gglops.settings import load_settings
+    from gglops.core.params import resolve
+    from gglops.core.settings import load_settings
+    from gglops.stages.evaluate import evaluate_model
 
     uri = load_settings().mlflow_tracking_uri
     result = evaluate_model(model, data, resolve(params, sets=set_), plots, tracking_uri=uri)
@@ -43,9 +43,9 @@ def register_cmd(
     out: OutOpt = None,
 ) -> None:
     """Register the run's model as a new version of gglnet with alias `candidate`."""
-    from gglops.errors import UsageError
-    from gglops.registry import register_run, run_id_from_result
-    from gglops.settings import load_settings
+    from gglops.adapters.registry import register_run, run_id_from_result
+    from gglops.core.errors import UsageError
+    from gglops.core.settings import load_settings
 
     if (run_id is None) == (from_result is None):
         raise UsageError("give exactly one of RUN_ID or --from-result FILE")
@@ -76,9 +76,9 @@ def promote(
 
     Exit 1 when a gate says no, unless --record: a pipeline records the decision (a metric
     that `dvc exp show` lists) instead of failing its stage."""
-    from gglops.params import resolve
-    from gglops.promotion import promote_version
-    from gglops.settings import load_settings
+    from gglops.core.params import resolve
+    from gglops.core.settings import load_settings
+    from gglops.stages.promote import promote_version
 
     decision = promote_version(version, load_settings(), resolve(params, sets=set_), data_root=data)
     write_json(out, decision.model_dump(mode="json"))
@@ -90,8 +90,8 @@ def promote(
 
 def rollback() -> None:
     """Move `champion` back to `previous`."""
-    from gglops.promotion import rollback_champion
-    from gglops.settings import load_settings
+    from gglops.core.settings import load_settings
+    from gglops.stages.promote import rollback_champion
 
     rollback_champion(load_settings())
 
@@ -102,8 +102,8 @@ def export(
     data: Annotated[Path | None, typer.Option("--data", help="Data for the parity check.")] = None,
 ) -> None:
     """Export to ONNX (probabilities out, dynamic N/H/W) and check parity with torch."""
-    from gglops.release import export_to
-    from gglops.settings import load_settings
+    from gglops.core.settings import load_settings
+    from gglops.stages.release import export_to
 
     artifact = export_to(model, out, load_settings(), data_root=data)
     parity = artifact.parity
@@ -124,8 +124,8 @@ def predict(
     numbered in the order given (img-1, img-2), so every image keeps its own result; each line
     printed names the files written. Nothing is written when --out is a file or an image is
     unreadable."""
-    from gglops.predict import predict_images
-    from gglops.settings import load_settings
+    from gglops.core.settings import load_settings
+    from gglops.stages.predict import predict_images
 
     done = predict_images(model, images, out, load_settings().mlflow_tracking_uri)
     for result in done:
@@ -146,8 +146,8 @@ def report(
 ) -> None:
     """Reproducibility report of a registered version; prints its metrics table and where it
     wrote report.md and report.html."""
-    from gglops.report import write_report
-    from gglops.settings import load_settings
+    from gglops.core.settings import load_settings
+    from gglops.stages.report import write_report
 
     written = write_report(version, out, load_settings())
     typer.echo(f"{written.summary}\nwrote {written.markdown} and {written.html}")

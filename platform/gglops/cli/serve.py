@@ -23,8 +23,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve models:/gglnet@ALIAS on Ray Serve: POST /predict, GET /healthz; follows the alias."""
+    from gglops.core.settings import load_settings
     from gglops.serve.launch import ServeRequest, serve_forever
-    from gglops.settings import load_settings
 
     request = ServeRequest(alias, host, port, replicas, address, poll_s, max_pixels)
     serve_forever(request, load_settings())

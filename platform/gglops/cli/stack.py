@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from gglops.stack.core import Stack, UpResult
+    from devstack.core import Stack, UpResult
 
 stack_app = typer.Typer(help="The embedded local stack: S3, MLflow, Ray.", no_args_is_help=True)
 
@@ -21,8 +21,8 @@ _errors = Console(stderr=True, highlight=False)
 
 
 def _stack() -> Stack:
-    from gglops.settings import load_settings
-    from gglops.stack.core import Stack
+    from devstack.core import Stack
+    from gglops.core.settings import load_settings
 
     return Stack.from_settings(load_settings())
 
@@ -41,7 +41,7 @@ def _up_table(results: list[UpResult]) -> Table:
 @stack_app.command("up")
 def up(no_ray: NoRay = False) -> None:
     """Start SeaweedFS S3, mlflow server and a Ray head (idempotent)."""
-    from gglops.stack.dvc import configure_local_remote
+    from devstack.dvc import configure_local_remote
 
     stack = _stack()
     results = stack.up(_names(no_ray))
@@ -70,7 +70,8 @@ def status(no_ray: NoRay = False) -> int:
         table.add_row(s.name, s.url, pid, "[green]yes[/]" if s.healthy else "[red]no[/]")
     _console.print(table)
     if not no_ray:
-        from gglops.stack.services import dashboard_login_hint, loose_token_mode, ray_token_path
+        from devstack.services import dashboard_login_hint, loose_token_mode
+        from gglops.adapters.ray_auth import ray_token_path
 
         ray = next(s for s in states if s.name == "ray")
         _console.print(dashboard_login_hint(ray.url), soft_wrap=True)

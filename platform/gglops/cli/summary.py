@@ -7,8 +7,8 @@ import typer
 
 def summary() -> None:
     """Print the current champion of the registry (what `make demo` ends with)."""
-    from gglops.settings import load_settings
-    from gglops.summary import champion_summary, print_champion
+    from gglops.core.settings import load_settings
+    from gglops.stages.summary import champion_summary, print_champion
 
     print_champion(champion_summary(load_settings()))
 

@@ -38,14 +38,14 @@ def train(
     out: OutOpt = None,
 ) -> None:
     """Train GGL-Net on Ray Train; writes the run id, checkpoint and final metrics."""
-    from gglops.params import resolve
-    from gglops.settings import load_settings
+    from gglops.core.params import resolve
+    from gglops.core.settings import load_settings
 
     flags = {"data.root": data, "train.workers": workers, "train.use_gpu": gpu}
     final = resolve(params, best_params, set_, flags)  # fail fast, before heavy imports
     settings = load_settings()
-    from gglops.train import TrainRequest, run_training
-    from gglops.train.outputs import copy_bundle, write_history
+    from gglops.stages.train import TrainRequest, run_training
+    from gglops.stages.train.pipeline_files import copy_bundle, write_history
 
     result = run_training(TrainRequest(params=final, resume=resume), settings)
     if model_dir is not None:

@@ -33,16 +33,16 @@ def tune(
     out: OutOpt = None,
 ) -> None:
     """Search hyperparameters with ASHA + Optuna; writes the best config."""
-    from gglops.params import resolve
-    from gglops.settings import load_settings
+    from gglops.core.params import resolve
+    from gglops.core.settings import load_settings
 
     final = resolve(params, None, set_, {"data.root": data, "tune.samples": samples})
     settings = load_settings()  # both fail fast, before heavy imports
-    from gglops.tune.space import checked_space, metric_mode
+    from gglops.stages.tune.space import checked_space, metric_mode
 
     checked_space(final)  # a typo in tune.space fails here, before Ray and MLflow start
     metric_mode(final)
-    from gglops.tune import TuneRequest, run_tuning
+    from gglops.stages.tune import TuneRequest, run_tuning
 
     request = TuneRequest(
         params=final,

@@ -16,7 +16,7 @@ from gglops.data.layouts import DatasetIndex, resolve_layout
 from gglops.data.manifest import DataManifest, manifest_of
 
 if TYPE_CHECKING:
-    from gglops.params import CustomLayout
+    from gglops.core.params import CustomLayout
 
 
 @dataclass

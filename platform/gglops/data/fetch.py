@@ -29,9 +29,9 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlsplit
 from urllib.request import Request, urlopen
 
+from gglops.core.errors import DataError, UsageError
+from gglops.core.files import sha256_file
 from gglops.data.sources import FileEntry, file_list, get_source
-from gglops.errors import DataError, UsageError
-from gglops.files import sha256_file
 
 log = logging.getLogger(__name__)
 

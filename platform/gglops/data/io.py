@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gglops.errors import DataError
+from gglops.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gglops.core.errors import DataError
 from gglops.data.io import IMAGE_SUFFIXES
-from gglops.errors import DataError
 
 if TYPE_CHECKING:
-    from gglops.params import CustomLayout, DataParams
+    from gglops.core.params import CustomLayout, DataParams
 
 
 @dataclass(frozen=True)

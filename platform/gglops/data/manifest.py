@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from gglops.core.errors import DataError
+from gglops.core.files import sha256_file
+from gglops.core.params import CustomLayout
 from gglops.data.layouts import DatasetIndex, resolve_layout
-from gglops.errors import DataError
-from gglops.files import sha256_file
-from gglops.params import CustomLayout
 
 
 class SplitSummary(BaseModel):

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gglops.core.errors import DataError
 from gglops.data.layouts import DatasetIndex, Sample
-from gglops.errors import DataError
 
 
 @dataclass(frozen=True)

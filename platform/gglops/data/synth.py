@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gglops.errors import DataError
+from gglops.core.errors import DataError
 
 FOOTPRINT = 0.3  # mask = where the target profile exceeds this fraction of its peak
 _AREA_PER_SIGMA2 = math.pi * 2 * math.log(1 / FOOTPRINT)  # footprint area / (σx σy)

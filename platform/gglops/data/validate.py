@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.table import Table
 from scipy import ndimage
 
+from gglops.core.errors import DataError
+from gglops.core.metrics import EIGHT_CONNECTED
+from gglops.core.params import CustomLayout
 from gglops.data.io import fit_mask_to_image, image_array, mask_array, open_image
 from gglops.data.layouts import DatasetIndex, Sample, resolve_layout
-from gglops.errors import DataError
-from gglops.metrics import EIGHT_CONNECTED
-from gglops.params import CustomLayout
 
 
 @dataclass(frozen=True)

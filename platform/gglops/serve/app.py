@@ -19,7 +19,7 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gglops.inference import pad_to_multiple
+from gglops.model.inference import pad_to_multiple
 from gglops.serve.contract import (
     DEFAULT_MAX_PIXELS,
     BadRequestError,
@@ -82,7 +82,7 @@ def _error(status: int, reason: str) -> JSONResponse:
 )
 class Detector:
     def __init__(self, config: ServeConfig) -> None:
-        from gglops.settings import load_settings
+        from gglops.core.settings import load_settings
 
         self.config = config
         settings = load_settings(**config.settings)

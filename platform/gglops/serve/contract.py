@@ -109,7 +109,7 @@ def find_targets(probs: np.ndarray) -> list[Target]:
     """The 8-connected components of `probs > THRESHOLD`, as the metrics and predict see them."""
     from scipy import ndimage
 
-    from gglops.metrics import EIGHT_CONNECTED, THRESHOLD
+    from gglops.core.metrics import EIGHT_CONNECTED, THRESHOLD
 
     binary = probs > THRESHOLD
     labels, count = ndimage.label(binary, structure=EIGHT_CONNECTED)
@@ -135,7 +135,7 @@ def mask_png(probs: np.ndarray) -> str:
     """The binary mask (0/255, the image's size) as base64 PNG."""
     from PIL import Image
 
-    from gglops.metrics import THRESHOLD
+    from gglops.core.metrics import THRESHOLD
 
     buffer = io.BytesIO()
     Image.fromarray((probs > THRESHOLD).astype(np.uint8) * 255).save(buffer, format="PNG")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gglops.errors import GGLOpsError
-from gglops.serve.release import ArtifactRefusedError, fetch_verified, require_alias_version
-from gglops.settings import Settings
+from gglops.core.errors import GGLOpsError
+from gglops.core.settings import Settings
+from gglops.serve.verified import ArtifactRefusedError, fetch_verified, require_alias_version
 
 # Serve routes this logger to the replica log (and its stderr); ours would go nowhere.
 log = logging.getLogger("ray.serve")
@@ -43,7 +43,7 @@ class LoadedModel:
 
 def load_release(settings: Settings, version: str, threads: int | None = None) -> LoadedModel:
     """A verified, warmed-up session on `version`'s released ONNX file."""
-    from gglops.export import onnx_prob_fn
+    from gglops.model.export import onnx_prob_fn
 
     t0 = time.monotonic()
     artifact = fetch_verified(settings, version)
@@ -51,7 +51,7 @@ def load_release(settings: Settings, version: str, threads: int | None = None) -
         path = Path(tmp) / "model.onnx"
         path.write_bytes(artifact.body)
         try:
-            run = onnx_prob_fn(path, threads)  # the measured session settings (gglops.onnxrt)
+            run = onnx_prob_fn(path, threads)  # the measured session settings (gglops.model.onnxrt)
             run(np.zeros(WARMUP_SHAPE, np.float32))
         except GGLOpsError as exc:
             reason = str(exc).replace(str(path), "model.onnx")

@@ -13,9 +13,9 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gglops.errors import ServiceError
-from gglops.serve.release import fetch_verified, require_alias_version
-from gglops.settings import Settings
+from gglops.core.errors import ServiceError
+from gglops.core.settings import Settings
+from gglops.serve.verified import fetch_verified, require_alias_version
 
 if TYPE_CHECKING:
     from gglops.serve.app import ServeConfig
@@ -52,7 +52,7 @@ def _wait_for_signal() -> None:
 def serve_forever(request: ServeRequest, settings: Settings) -> None:
     version = require_alias_version(settings, request.alias)
     artifact = fetch_verified(settings, version)  # refuse before starting anything
-    from gglops.raycluster import connect_ray
+    from gglops.adapters.raycluster import connect_ray
 
     # A replica takes one logical CPU; Serve's controller and proxy take none.
     connect_ray(settings, request.replicas, address=request.address, flag="--address")

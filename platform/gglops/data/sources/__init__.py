@@ -18,7 +18,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
-from gglops.errors import DataError, UsageError
+from gglops.core.errors import DataError, UsageError
 
 
 @dataclass(frozen=True)

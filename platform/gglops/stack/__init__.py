@@ -1,9 +1,0 @@
-"""The embedded local stack: SeaweedFS S3, an mlflow server and a Ray head on 127.0.0.1.
-
-`Stack` (core) drives the services; `gglops.cli.stack` renders what `gglops stack` prints.
-"""
-
-from gglops.stack.config import Ports, StackConfig
-from gglops.stack.core import Stack
-
-__all__ = ["Ports", "Stack", "StackConfig"]

@@ -83,7 +83,7 @@ TRAIN_FIT = {
 
 DETERMINISM = {
     "True": "on: with the same seed and data, two CPU runs give identical metrics (checked by "
-    "tests/test_train.py::test_same_seed_gives_identical_metrics)",
+    "tests/stages/test_train.py::test_same_seed_gives_identical_metrics)",
     "False": "off: the seed fixes initial weights, shuffling and augmentations, but "
     "non-deterministic kernels may change the last digits between runs",
 }

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from pipeline_tools import ink_fraction, merge, offline_plots_template, run, screenshot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")
 

@@ -152,7 +152,7 @@ def test_onnx_of_another_model_is_one_line_exit_2(
     ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])  # a valid ONNX file
     image = _frame(tmp_path / "frame.png")
     out = tmp_path / "out"
-    params = str(Path(__file__).resolve().parents[1] / "params.yaml")
+    params = str(Path(__file__).resolve().parents[2] / "params.yaml")
     commands = {
         "predict": ["predict", str(model), str(image), "--out", str(out)],
         "evaluate": ["evaluate", str(model), str(synth_data), "--params", params,

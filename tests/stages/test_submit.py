@@ -19,7 +19,7 @@ import pytest
 
 from devstack.config import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GGLOPS = [sys.executable, "-m", "gglops"]
 SENTINEL = "sentinel-9f3b2c71d0"
 

@@ -19,7 +19,7 @@ import yaml
 
 from gglops.stages.submit import is_secret
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 KUBERAY = INFRA / "kuberay"
 DOCKERFILE = INFRA / "docker" / "Dockerfile"

@@ -17,7 +17,7 @@ import pytest
 from devstack.config import Ports, StackConfig, port_in_use
 from gglops.core.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GGLOPS = [sys.executable, "-m", "gglops"]
 
 

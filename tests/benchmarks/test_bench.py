@@ -161,7 +161,7 @@ def test_gpu_check_without_a_gpu_prints_one_line_and_exits_2(tmp_path: Path) -> 
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: the check would run")
-    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.sh"
+    script = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.sh"
     env = {k: v for k, v in os.environ.items() if k != "GGLOPS_PYTHON"} | {"OUT": str(tmp_path)}
     done = subprocess.run(
         ["bash", str(script)], capture_output=True, text=True, timeout=120, env=env

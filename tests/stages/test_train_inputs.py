@@ -42,7 +42,7 @@ def test_cli_missing_data_root_exits_2_with_one_line(tmp_path: Path, reliability
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr

@@ -153,7 +153,7 @@ def test_unknown_or_missing_folders_name_the_folder(tmp_path: Path) -> None:
 
 # --- hostile split files, through the CLI ------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_split_files_with_bom_and_crlf_read_like_plain_ones(

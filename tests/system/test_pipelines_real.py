@@ -32,7 +32,7 @@ from pipeline_tools import merge, run
 
 from gglops.core.params import load_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # The layout each dataset is published in, as `gglops data synth --layout` writes it.
 LAYOUTS = {"nuaa-sirst": "nuaa-sirst", "nudt-sirst": "dnanet", "irstd-1k": "irstd-1k"}

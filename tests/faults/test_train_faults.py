@@ -32,7 +32,7 @@ from gglops.model.bundle import load_bundle
 from gglops.stages.train.checkpointing import checkpoint_problem, newest_complete_checkpoint
 from gglops.stages.train.trainer import pending_file
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Small and quick; keep_checkpoints=1 so that a tmpfs can hold exactly what the run needs.
 TINY_SETS = {
     "data.image_size": "32",

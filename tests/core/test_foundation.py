@@ -12,7 +12,7 @@ import pytest
 from gglops.core.errors import UsageError
 from gglops.core.params import Params, load_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_platform_dir_does_not_shadow_stdlib() -> None:

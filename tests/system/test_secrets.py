@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GGLOPS = [sys.executable, "-m", "gglops"]
 TINY = {
     "data.image_size": 32,

@@ -43,7 +43,7 @@ LOAD_BOUND_S = 6.0  # download + sha256 + session + warm-up, with room for a bus
 SWITCH_BOUND_S = POLL_S + LOAD_BOUND_S
 MAX_PIXELS = 300 * 300
 START_TIMEOUT_S = 90
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -19,7 +19,7 @@ from gglops.model.bundle import save_bundle
 from gglops.stages.evaluate import EvalResult
 from gglops.stages.report import PUBLISHED_SIZE, VersionInfo, _metrics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Published recipe per pipeline: image size and split (MSDA-Net train_MSDA_Net.py: 512, 256 NUDT).
 RECIPES = {"nuaa-sirst": (512, "idx_427"), "nudt-sirst": (256, "50_50"), "irstd-1k": (512, None)}
 

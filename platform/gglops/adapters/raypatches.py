@@ -1,7 +1,7 @@
 """Every change gglops makes to Ray's internals, where Ray offers no option for it.
 
-Checked against Ray 2.60.0 (`CHECKED_RAY`); tests/adapters/test_raypatches.py fails when an attribute
-patched here is gone, so an upgrade of Ray shows which patch to revisit.
+Checked against Ray 2.60.0 (`CHECKED_RAY`); tests/adapters/test_raypatches.py fails when an
+attribute patched here is gone, so an upgrade of Ray shows which patch to revisit.
 """
 
 from __future__ import annotations

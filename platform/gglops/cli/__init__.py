@@ -44,8 +44,27 @@ def _options(
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version"),
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="Only warnings, errors and the result: no epoch lines."),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug lines too (GGLOPS_LOG_LEVEL=DEBUG).")
+    ] = False,
 ) -> None:
     """GGLOps: train, tune, register and ship GGL-Net infrared small target detectors."""
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose exclude each other")
+    if quiet or verbose:
+        _set_level("WARNING" if quiet else "DEBUG")
+
+
+def _set_level(name: str) -> None:
+    """The `gglops` loggers at `name`, here and (through the environment) in the processes and
+    Ray workers this command starts."""
+    os.environ["GGLOPS_LOG_LEVEL"] = name
+    os.environ["MLFLOW_LOGGING_LEVEL"] = "DEBUG" if name == "DEBUG" else "WARNING"
+    logging.getLogger("gglops").setLevel(name)
 
 
 # typer vendors click: its UsageError (bad option value, unknown command) is BadParameter's base.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -47,7 +48,8 @@ def train(
     from gglops.stages.train import TrainRequest, run_training
     from gglops.stages.train.pipeline_files import copy_bundle, write_history
 
-    result = run_training(TrainRequest(params=final, resume=resume), settings)
+    echo = logging.getLogger("gglops").isEnabledFor(logging.INFO)  # off under --quiet
+    result = run_training(TrainRequest(params=final, resume=resume, echo=echo), settings)
     if model_dir is not None:
         copy_bundle(result.checkpoint, model_dir, settings)
     if history is not None:

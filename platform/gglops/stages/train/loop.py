@@ -29,7 +29,7 @@ from gglops.stages.train.checkpointing import (
     save_checkpoint,
 )
 from gglops.stages.train.loop_config import EpochRecord, LoopConfig, WorkerSummary
-from gglops.stages.train.progress import echo, epoch_line
+from gglops.stages.train.progress import best_so_far, echo, epoch_line
 from gglops.stages.train.session import LossDivergedError, TrainSession, build_session
 
 CONFIG_KEY = "loop"
@@ -77,7 +77,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         elif sink and cfg.echo:
             print(f"epoch {epoch} retrained; MLflow keeps the values it logged first", flush=True)
         if rank == 0 and cfg.echo:
-            echo(epoch_line(record, cfg.params.train.epochs))
+            echo(epoch_line(record, cfg.params.train.epochs, best_so_far(history)))
         _report(session, record, history, sink)
     pending = sink.flush() if sink else 0
     return WorkerSummary(

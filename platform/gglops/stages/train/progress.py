@@ -24,12 +24,21 @@ def echo(line: str) -> None:
     stream.flush()
 
 
-def epoch_line(record: EpochRecord, epochs: int) -> str:
-    return (
+def epoch_line(record: EpochRecord, epochs: int, best: EpochRecord | None = None) -> str:
+    """One epoch's summary; `best`: the best epoch so far by val mIoU (the newest on a tie,
+    as the checkpoint choice)."""
+    line = (
         f"[gglops] epoch {record.epoch + 1}/{epochs}  loss {record.train_loss:.4f}  "
         f"mIoU {record.val_miou:.4f}  nIoU {record.val_niou:.4f}  Pd {record.val_pd:.3f}  "
-        f"Fa {fa_text(record.val_fa)}  {record.images_per_s:.1f} img/s"
+        f"Fa {fa_text(record.val_fa)}  {record.images_per_s:.1f} img/s  {record.epoch_s:.0f} s"
     )
+    if best is not None:
+        line += f"  best {best.epoch + 1} ({best.val_miou:.4f})"
+    return line
+
+
+def best_so_far(history: Sequence[EpochRecord]) -> EpochRecord | None:
+    return max(history, key=lambda r: (r.val_miou, r.epoch), default=None)
 
 
 def history_table(

@@ -221,6 +221,9 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     noise = ("Trial status:", "TensorBoard", "A new study created", "Reporting training",
              "View run", "INFO mlflow")  # fmt: skip
     assert not [line for line in noise if line in output], output[-3000:]
+    # Ray's own lines are in its logs folder, named once.
+    logs = re.findall(r"^Ray logs: (\S+)$", output, re.M)
+    assert len(logs) == 1 and any(Path(logs[0]).glob("*.log")), output[-3000:]
     done = _finished_children(client, storage)
     assert len(done) == 1
     finished_id, finished_end = done[0].info.run_id, done[0].info.end_time

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 
 import ray
 
@@ -14,6 +13,7 @@ from gglops.core.errors import ServiceError, UsageError, first_line
 from gglops.core.settings import Settings
 
 ADDRESS_SETTING = "GGLOPS_RAY_ADDRESS"
+log = logging.getLogger(__name__)
 
 
 def connect_ray(
@@ -44,6 +44,7 @@ def connect_ray(
     address = ray.get_runtime_context().gcs_address
     _say(f"Ray: a local instance for this run ({cpus} CPUs, {address}); set {ADDRESS_SETTING} "
          "to use a cluster")  # fmt: skip
+    _say_logs()
 
 
 def _join(settings: Settings, address: str, named: str) -> None:
@@ -55,6 +56,7 @@ def _join(settings: Settings, address: str, named: str) -> None:
         reason = first_line(exc)
         raise ServiceError(f"{named}={address}: cannot connect to Ray ({reason})") from None
     _say(f"Ray: {address} ({named})")
+    _say_logs()
 
 
 WORKER_SETUP = {"worker_process_setup_hook": f"{__name__}.pin_ray_address"}
@@ -68,7 +70,21 @@ def pin_ray_address() -> None:
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    log.info(line)
+
+
+def ray_logs_dir() -> str | None:
+    """Where this machine's Ray node writes its driver, worker and system logs (the session's
+    `logs/`); None where Ray does not say."""
+    node = getattr(ray._private.worker, "_global_node", None)  # no public accessor in Ray 2.x
+    return node.get_logs_dir_path() if node is not None else None
+
+
+def _say_logs() -> None:
+    """Ray's own INFO lines stay out of the console (`logging_level=WARNING`): say once where
+    they are."""
+    if (logs := ray_logs_dir()) is not None:
+        _say(f"Ray logs: {logs}")
 
 
 def check_capacity(

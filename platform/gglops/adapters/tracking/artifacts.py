@@ -17,7 +17,7 @@ from gglops.core.errors import ServiceError
 
 MODEL_NAME = "model"  # artifact name of the run's model: runs:/<id>/model
 BUNDLE_ARTIFACT = "bundle"  # the pyfunc artifact holding the model bundle directory
-PYFUNC_CODE = Path(__file__).parents[1] / "pyfunc.py"
+PYFUNC_CODE = Path(__file__).parents[2] / "model" / "pyfunc.py"  # gglops.model.pyfunc, not imported
 
 
 class LoggedModel(BaseModel):

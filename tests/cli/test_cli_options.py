@@ -31,8 +31,10 @@ def test_quiet_and_verbose_together_are_one_line_exit_2() -> None:
 def test_the_level_reaches_the_loggers_and_the_processes_a_command_starts(
     gglops_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, flag: str, level: str
 ) -> None:
-    monkeypatch.delenv("GGLOPS_LOG_LEVEL", raising=False)
-    monkeypatch.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+    # setenv (not delenv of an absent name) so that the test's end restores both variables:
+    # the command sets them for the processes it starts, and later tests start processes too.
+    monkeypatch.setenv("GGLOPS_LOG_LEVEL", "INFO")
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "WARNING")
     logger = logging.getLogger("gglops")
     monkeypatch.setattr(logger, "level", logger.level)  # restored after the test
     code, out = gglops_cli([flag, "data", "synth", str(tmp_path / "d"), "--n", "4", "--size", "32"])

@@ -23,14 +23,16 @@ class TrialLines(tune.Callback):
 
     def __init__(self, epochs: int, metric: str, mode: str) -> None:
         self.epochs, self.metric, self.sign = epochs, metric, 1.0 if mode == "max" else -1.0
-        self.best: dict[str, tuple[float, int]] = {}
+        self.best: dict[str, float] = {}
+        self.last_epoch: dict[str, int] = {}
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
         epoch = int(result.get(EPOCHS_DONE, result.get("epoch", 0) + 1))
         score = float(result.get(self.metric, float("nan")))
         seen = self.best.get(trial.trial_id)
-        if seen is None or self.sign * score > self.sign * seen[0]:
-            self.best[trial.trial_id] = (score, epoch)
+        if seen is None or self.sign * score > self.sign * seen:
+            self.best[trial.trial_id] = score
+        self.last_epoch[trial.trial_id] = epoch
         log.info(
             "%s  epoch %d/%d  loss %.4f  %s %.4f  Pd %.3f  Fa %s  %.0f s",
             _label(trial), epoch, self.epochs, result.get("train_loss", float("nan")),
@@ -40,7 +42,8 @@ class TrialLines(tune.Callback):
         )  # fmt: skip
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
-        score, epoch = self.best.get(trial.trial_id, (float("nan"), 0))
+        score = self.best.get(trial.trial_id, float("nan"))
+        epoch = self.last_epoch.get(trial.trial_id, 0)  # ASHA stops a trial before the last
         stopped = epoch < self.epochs
         how = f"stopped by ASHA after epoch {epoch}" if stopped else "finished"
         log.info("%s  %s: best %s %.4f", _label(trial), how, self.metric, score)

@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from bench.run import BenchFailedError, run_child, run_standalone
+from bench.common import BenchFailedError, run_child, run_standalone
 
 BIN = Path(sys.executable).parent
 MIN_MIOU = 0.05

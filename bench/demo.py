@@ -46,7 +46,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float) -> float:
 
 def time_demo(timeout: float = 1800) -> DemoTiming:
     """Clone HEAD, `make demo` (setup, stack up, dvc repro, summary), then no-op repro ×3."""
-    from bench.run import machine
+    from bench.common import machine
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = clone_head(Path(tmp) / "repo")
@@ -85,7 +85,7 @@ def figures() -> dict[str, Any]:
 
 
 def main() -> None:
-    from bench.run import machine
+    from bench.common import machine
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, help="record this timing instead of running")

@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from bench.accuracy import BIN, EPOCH_LINE, METRICS, _platform_env, _printer, _stream
-from bench.run import BenchFailedError, run_child, run_standalone
+from bench.common import BenchFailedError, run_child, run_standalone
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "pipelines" / "nuaa-sirst" / "recipes" / "laptop.yaml"

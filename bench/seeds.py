@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.run import BenchFailedError
+from bench.common import BenchFailedError
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_MIOU = 0.05

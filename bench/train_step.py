@@ -490,7 +490,7 @@ def _device_name(device: Any) -> str:
 
     if device.type == "cuda":
         return str(torch.cuda.get_device_name(device))
-    from bench.run import machine
+    from bench.common import machine
 
     return str(machine()["cpu_model"])
 

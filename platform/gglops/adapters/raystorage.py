@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
-from pydantic import SecretStr
 
+from gglops.adapters.s3 import s3_keys
 from gglops.core.errors import ServiceError, UsageError, first_line
 from gglops.core.settings import Settings
 
@@ -60,36 +60,24 @@ def resolve_storage(settings: Settings, storage_path: str | None = None) -> Stor
 
 def _s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
     endpoint = urlparse(settings.s3_endpoint_url)
-    access, secret = _s3_keys(settings)
+    keys = s3_keys(settings)
     # Ray pickles the filesystem into Tune's and Train's state on the cluster: there, the nodes'
-    # own AWS_* variables (a Secret, the stack head's env) hold the keys, so they stay out of it
-    # and pyarrow's default chain reads them. A Ray of our own may have started before the
-    # keys were in its env, so it gets them explicitly.
+    # own AWS_* variables (a Secret, the stack head's env) hold the keys, so only keys given
+    # to gglops itself (GGLOPS_AWS_*) go into it; elsewhere pyarrow's default chain on the
+    # nodes reads them. A Ray of our own may have started before the keys were in its env,
+    # so it gets them explicitly.
+    explicit = settings.aws_access_key_id is not None and settings.aws_secret_access_key is not None
     on_cluster = settings.ray_address is not None
-    from_env = (access, secret) == (
-        os.environ.get("AWS_ACCESS_KEY_ID"),
-        os.environ.get("AWS_SECRET_ACCESS_KEY"),
-    )
-    keys = {} if on_cluster and from_env else {"access_key": access, "secret_key": secret}
+    given = keys if keys is not None and (explicit or not on_cluster) else None
+    credentials = {"access_key": given[0], "secret_key": given[1]} if given else {}
     return pafs.S3FileSystem(
         endpoint_override=endpoint.netloc,
         scheme=endpoint.scheme or "http",
-        **keys,
+        **credentials,
         region=settings.s3_region,
         connect_timeout=5,
         request_timeout=30,
     )
-
-
-def _s3_keys(settings: Settings) -> tuple[str | None, str | None]:
-    """Explicit GGLOPS_AWS_* keys, else boto3's usual AWS_* variables."""
-    access = settings.aws_access_key_id or os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = settings.aws_secret_access_key or os.environ.get("AWS_SECRET_ACCESS_KEY")
-    return _secret(access), _secret(secret)
-
-
-def _secret(value: SecretStr | str | None) -> str | None:
-    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def check_writable(storage: Storage) -> None:

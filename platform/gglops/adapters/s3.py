@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -75,6 +76,17 @@ class ObjectInfo:
     last_modified: str
 
 
+def s3_keys(settings: Settings) -> tuple[str, str] | None:
+    """The one rule for S3 keys, boto3's and pyarrow's alike: `Settings.s3_credentials()`
+    (GGLOPS_AWS_* keys, else the local stack's keys for its own endpoint), else the AWS_*
+    variables, else None (the library's own chain: profiles, instance roles)."""
+    keys = settings.s3_credentials()
+    if keys is not None:
+        return keys
+    access, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    return (access, secret) if access and secret else None
+
+
 def make_client(settings: Settings) -> Any:
     """A boto3 S3 client on the configured endpoint, with bounded timeouts and retries."""
     import boto3
@@ -87,7 +99,7 @@ def make_client(settings: Settings) -> Any:
         signature_version="s3v4",
         s3={"addressing_style": "path"},
     )
-    keys = settings.s3_credentials()
+    keys = s3_keys(settings)
     creds = {"aws_access_key_id": keys[0], "aws_secret_access_key": keys[1]} if keys else {}
     return boto3.client(
         "s3",

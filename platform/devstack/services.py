@@ -113,7 +113,7 @@ class S3Service(Service):
     def prepare(self) -> list[str]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         write_private(self.config.path("s3.json"), json.dumps(self.creds.weed_identity()))
-        # Settings.s3_credentials() hands out the stack's keys only for this endpoint.
+        # gglops.adapters.s3.configured_keys hands out the stack's keys only for this endpoint.
         self.config.path("s3-endpoint").write_text(self.url)
         return []
 

@@ -30,10 +30,10 @@ from PIL import Image
 from gglnet import GGLNet
 from gglops.adapters import tracking
 from gglops.adapters.registry import register_run
+from gglops.adapters.tracking.pyfunc import SIZE_MULTIPLE
 from gglops.core.params import Params
 from gglops.core.settings import load_settings
 from gglops.model.bundle import save_bundle
-from gglops.model.pyfunc import SIZE_MULTIPLE
 from gglops.stages.tune.trial import trial_label
 
 EXPERIMENT = "gglops-conventions-tests"

@@ -91,7 +91,7 @@ def test_model_bundle_round_trip_and_registration(stack, tmp_path: Path) -> None
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.set_registered_model_alias("gglnet-tracking-test", "candidate", version)
     for ref in (model_uri, "models:/gglnet-tracking-test@candidate"):
-        resolved = resolve_model(ref, tracking_uri=uri)
+        resolved = resolve_model(ref, tracking.model_fetcher(uri))
         assert resolved.kind == "mlflow"
         loaded = load_bundle(resolved.path)
         for key, value in net.state_dict().items():

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from devstack.config import Ports, StackConfig, port_in_use
+from gglops.adapters.s3 import configured_keys
 from gglops.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,10 +117,10 @@ def test_env_evaluates_in_bash_and_reaches_services(cli_stack: CliStack) -> None
 def test_settings_hand_out_local_keys_only_for_the_local_endpoint(cli_stack: CliStack) -> None:
     stack_dir, endpoint = cli_stack.stack_dir, cli_stack.env["GGLOPS_S3_ENDPOINT_URL"]
     secret = json.loads((stack_dir / "credentials.json").read_text())["secret_key"]
-    local = Settings(stack_dir=stack_dir, s3_endpoint_url=endpoint).s3_credentials()
+    local = configured_keys(Settings(stack_dir=stack_dir, s3_endpoint_url=endpoint))
     assert local is not None and local[1] == secret
     assert (
-        Settings(stack_dir=stack_dir, s3_endpoint_url="http://s3.example:9000").s3_credentials()
+        configured_keys(Settings(stack_dir=stack_dir, s3_endpoint_url="http://s3.example:9000"))
         is None
     )
     explicit = Settings(
@@ -128,7 +129,7 @@ def test_settings_hand_out_local_keys_only_for_the_local_endpoint(cli_stack: Cli
         aws_access_key_id="a",
         aws_secret_access_key="b",
     )  # type: ignore[arg-type]
-    assert explicit.s3_credentials() == ("a", "b")
+    assert configured_keys(explicit) == ("a", "b")
 
 
 def test_status_reports_a_ray_head(ray_head) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -179,20 +180,25 @@ def test_submit_ships_no_secret_unless_asked(tmp_path: Path) -> None:
     assert forwarded.withheld == ()
 
 
-def test_a_failed_stop_request_is_one_line_naming_the_way_out(capsys) -> None:
+def test_a_failed_stop_request_is_one_line_naming_the_way_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A dashboard that fails (or a second Ctrl-C during) the stop request: exit 130 anyway,
-    one line saying the job may still run and how to stop it."""
+    one warning saying the job may still run and how to stop it."""
     from gglops.stages import submit as jobs
 
     class Refusing:
         def stop_job(self, job_id: str) -> bool:
             raise RuntimeError("Failed to get head node agent within 10 seconds\nTraceback ...")
 
-    assert jobs._stop(Refusing(), "raysubmit_x", "ray job stop --address URL raysubmit_x") == 130
-    assert capsys.readouterr().err == (
+    with caplog.at_level(logging.INFO, logger="gglops"):
+        stop = "ray job stop --address URL raysubmit_x"
+        assert jobs._stop(Refusing(), "raysubmit_x", stop) == 130
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [(
+        "WARNING",
         "could not stop raysubmit_x (Failed to get head node agent within 10 seconds); "
-        "stop it with: ray job stop --address URL raysubmit_x\n"
-    )
+        "stop it with: ray job stop --address URL raysubmit_x",
+    )]  # fmt: skip
 
 
 # --- the pipeline as a cluster job, from a clean clone -------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from typing import Any
 
 import ray
 
@@ -14,6 +15,12 @@ from gglops.core.settings import Settings
 
 ADDRESS_SETTING = "GGLOPS_RAY_ADDRESS"
 log = logging.getLogger(__name__)
+# Ray's own switches for a driver's console: its workers' and actors' stdout/stderr (Train's
+# controller and placement-group cleaner, Tune's trials, core-worker errors) stay in the
+# session's log files instead of being forwarded (`log_to_driver`), and its driver-side
+# logger says only errors. The driver renders what matters itself (`progress_channel`,
+# Tune callbacks) and names the log folder once.
+QUIET_DRIVER: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
 
 
 def connect_ray(
@@ -38,8 +45,8 @@ def connect_ray(
         address="local",
         num_cpus=cpus,
         include_dashboard=False,
-        logging_level=logging.WARNING,
         runtime_env=WORKER_SETUP,
+        **QUIET_DRIVER,
     )
     address = ray.get_runtime_context().gcs_address
     _say(f"Ray: a local instance for this run ({cpus} CPUs, {address}); set {ADDRESS_SETTING} "
@@ -51,7 +58,7 @@ def _join(settings: Settings, address: str, named: str) -> None:
     if is_local_stack_head(settings, address):
         use_loopback_node_ip()
     try:
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address, **QUIET_DRIVER)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         reason = first_line(exc)
         raise ServiceError(f"{named}={address}: cannot connect to Ray ({reason})") from None
@@ -81,10 +88,9 @@ def ray_logs_dir() -> str | None:
 
 
 def _say_logs() -> None:
-    """Ray's own INFO lines stay out of the console (`logging_level=WARNING`): say once where
-    they are."""
+    """Ray's own lines stay out of the console (`QUIET_DRIVER`): say once where they are."""
     if (logs := ray_logs_dir()) is not None:
-        _say(f"Ray logs: {logs}")
+        _say(f"logs: {logs} (Ray's driver, workers and trials)")
 
 
 def check_capacity(

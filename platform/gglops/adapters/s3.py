@@ -76,11 +76,22 @@ class ObjectInfo:
     last_modified: str
 
 
+def configured_keys(settings: Settings) -> tuple[str, str] | None:
+    """Explicit GGLOPS_AWS_* keys, else the local stack's own keys when the endpoint is the
+    local stack's, else None."""
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        keys = (settings.aws_access_key_id, settings.aws_secret_access_key)
+        return keys[0].get_secret_value(), keys[1].get_secret_value()
+    from gglops.core.credentials import local_stack_keys
+
+    return local_stack_keys(settings.stack_dir, settings.s3_endpoint_url)
+
+
 def s3_keys(settings: Settings) -> tuple[str, str] | None:
-    """The one rule for S3 keys, boto3's and pyarrow's alike: `Settings.s3_credentials()`
-    (GGLOPS_AWS_* keys, else the local stack's keys for its own endpoint), else the AWS_*
-    variables, else None (the library's own chain: profiles, instance roles)."""
-    keys = settings.s3_credentials()
+    """The one rule for S3 keys, boto3's and pyarrow's alike: `configured_keys` (GGLOPS_AWS_*
+    keys, else the local stack's keys for its own endpoint), else the AWS_* variables, else
+    None (the library's own chain: profiles, instance roles)."""
+    keys = configured_keys(settings)
     if keys is not None:
         return keys
     access, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")

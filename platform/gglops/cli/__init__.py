@@ -16,7 +16,21 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from gglops.cli import data, registry, serve, stack, submit, summary, train, tune
+from gglops.cli import (
+    data,
+    evaluate,
+    predict,
+    promote,
+    register,
+    release,
+    report,
+    serve,
+    stack,
+    submit,
+    summary,
+    train,
+    tune,
+)
 from gglops.core.errors import GGLOpsError
 
 app = typer.Typer(
@@ -26,7 +40,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _module in (data, train, tune, registry, stack, submit, summary, serve):
+for _module in (
+    data,
+    train,
+    tune,
+    evaluate,
+    register,
+    promote,
+    release,
+    predict,
+    report,
+    stack,
+    submit,
+    summary,
+    serve,
+):
     _module.register(app)
 
 
@@ -104,6 +132,18 @@ def _outcome() -> tuple[int, str | None]:
     return (result if isinstance(result, int) else 0), None
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to sys.stderr as it is at each record, not as it was at set-up: a caller that
+    swaps it (pytest's capture, a tool embedding `main`) gets the lines, never a closed file."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"{self.format(record)}\n")
+            sys.stderr.flush()
+        except Exception:  # logging's contract: a broken stream never stops the command
+            self.handleError(record)
+
+
 class _LevelFormatter(logging.Formatter):
     """Library records as the console's lines: info as it is, warnings and errors prefixed."""
 
@@ -124,9 +164,11 @@ def _configure_logging() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING" if level > logging.DEBUG else name)
     if not sys.stderr.isatty():  # its download bars redraw with \r: noise in a log file
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_LevelFormatter())
     logger = logging.getLogger("gglops")
+    for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(old)  # `main` again in one process (tests): one line per record
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

@@ -15,6 +15,9 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override a param: section.key=value (repeatable)."),
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the result as JSON here.")]
+ModelArg = Annotated[
+    str, typer.Argument(help="Checkpoint dir, models:/gglnet@alias, runs:/ID/model or .onnx file.")
+]
 
 
 def write_json(path: Path | None, payload: Any) -> None:

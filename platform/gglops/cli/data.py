@@ -10,8 +10,11 @@ import typer
 from gglops.cli.common import write_json
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from gglops.core.params import CustomLayout
     from gglops.data.fetch import FetchResult
+    from gglops.data.validate import ValidationReport
 
 data_app = typer.Typer(
     help="Datasets: fetch, synthesise, validate, fingerprint.", no_args_is_help=True
@@ -123,10 +126,41 @@ def validate(
 ) -> int:
     """Check every image, mask and split entry; exit 2 with one line per problem (an
     ambiguous mask too). Clean: target counts per split, a warning for a split without any."""
-    from gglops.data.validate import run_validate
+    from gglops.data.validate import validate_dataset
 
     layout, split, custom = _dataset(params_file, layout, split)
-    return run_validate(root, layout=layout, split=split, custom=custom)
+    return _show_validation(root, validate_dataset(root, layout, split, custom))
+
+
+def _show_validation(root: Path, report: ValidationReport) -> int:
+    """Problems: one line each and a count on stderr, exit 2. Clean: the summary table on
+    stdout, then a warning line on stderr per split without a target, exit 0."""
+    if not report.ok:
+        for problem in report.problems:
+            typer.echo(problem.line(), err=True)
+        typer.echo(f"{len(report.problems)} problem(s) in {root}", err=True)
+        return 2
+    from rich.console import Console
+
+    Console(soft_wrap=True).print(_summary_table(report))
+    for warning in report.warnings:  # only here: with problems, unread masks would count as empty
+        typer.echo(f"warning: {warning.line()}", err=True)
+    return 0
+
+
+def _summary_table(report: ValidationReport) -> Table:
+    """One column per split, one row per figure."""
+    from rich.table import Table
+
+    from gglops.data.validate import summary_rows
+
+    split = f", split {report.split}" if report.split else ""
+    table = Table(title=f"{report.root} ({report.layout}{split})")
+    for column in ("", *report.stats):
+        table.add_column(column)
+    for label, cells in summary_rows(report):
+        table.add_row(label, *cells)
+    return table
 
 
 @data_app.command("manifest")

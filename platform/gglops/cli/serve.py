@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from gglops.serve.launch import Serving
 
 
 def serve(
@@ -27,7 +30,16 @@ def serve(
     from gglops.serve.launch import ServeRequest, serve_forever
 
     request = ServeRequest(alias, host, port, replicas, address, poll_s, max_pixels)
-    serve_forever(request, load_settings())
+    serve_forever(request, load_settings(), ready=_serving_line)
+
+
+def _serving_line(serving: Serving) -> None:
+    url = serving.url
+    typer.echo(
+        f"serving models:/{serving.model}@{serving.alias} version {serving.version} "
+        f"(sha256 {serving.sha256[:12]}…) at {url}: POST {url}/predict, GET {url}/healthz; "
+        f"following the alias every {serving.poll_s:g} s; Ctrl-C stops"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -4,9 +4,12 @@ entrypoint such a job (or a KubeRay RayJob) runs on the cluster."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from gglops.stages.submit import SubmittedJob
 
 
 def submit(
@@ -28,12 +31,28 @@ def submit(
 
     Credentials come from the cluster (its pods' or head's env) unless --forward-secrets."""
     from gglops.core.settings import load_settings
-    from gglops.stages.submit import submit_job
+    from gglops.stages.submit import follow_job, submit_job
 
-    return submit_job(
-        command, load_settings(), address=address, follow=not no_wait,
-        forward_secrets=forward_secrets,
-    )  # fmt: skip
+    job = submit_job(command, load_settings(), address=address, forward_secrets=forward_secrets)
+    _announce(job)
+    return 0 if no_wait else follow_job(job)
+
+
+def _announce(job: SubmittedJob) -> None:
+    """On stderr (stdout is the job's log), names only, never values: what was shipped, what
+    was held back, what is exposed."""
+    from gglops.stages.submit import RAY_AGENT_LOG
+
+    env = job.env
+    typer.echo(f"submitted {job.job_id} to {job.url} (env: {', '.join(sorted(env.env_vars))})",
+               err=True)  # fmt: skip
+    if env.withheld:
+        typer.echo(f"not shipped (the cluster provides credentials; --forward-secrets ships "
+                   f"them): {', '.join(env.withheld)}", err=True)  # fmt: skip
+    if shipped := env.secrets_shipped():
+        typer.echo(f"warning: --forward-secrets: {', '.join(shipped)} travel in the runtime env; "
+                   f"Ray logs it in clear on the cluster ({RAY_AGENT_LOG}) and its Jobs API "
+                   "returns it", err=True)  # fmt: skip
 
 
 def job_run(

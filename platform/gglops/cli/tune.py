@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gglops.cli.common import OutOpt, ParamsOpt, SetOpt, write_json
+from gglops.cli.render import result_block, trials_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from gglops.stages.tune import TuneRequest, TuneResult
 
 
 def tune(
@@ -42,6 +48,7 @@ def tune(
 
     checked_space(final)  # a typo in tune.space fails here, before Ray and MLflow start
     metric_mode(final)
+    from gglops.cli.render import TuneProgress, console
     from gglops.stages.tune import TuneRequest, run_tuning
 
     request = TuneRequest(
@@ -51,8 +58,28 @@ def tune(
         best_out=best_out,
         plots=plots,
     )
-    result = run_tuning(request, settings)
+    out_console = console()
+    with TuneProgress(out_console, final.tune.metric) as progress:
+        result = run_tuning(request, settings, on_trial=progress)
     write_json(out, result.model_dump(mode="json"))
+    _render(out_console, result, request)
+
+
+def _render(out_console: Console, result: TuneResult, request: TuneRequest) -> None:
+    best = next(t for t in result.trials if t.trial_id == result.best_trial_id)
+    out_console.print(trials_table(result.trials, result.metric, best.trial_id))
+    busy = sum(t.duration_s for t in result.trials)
+    rows = [
+        ("sweep", result.sweep),
+        ("parent run", result.parent_run_id),
+        ("best", f"trial {best.index}: {result.metric} {result.best_metrics[result.metric]:.4f}"),
+        ("params", str(result.best_params)),
+        ("best params", str(request.best_out)),
+        ("plots", str(request.plots or "")),
+        ("wall", f"{result.wall_s:.0f} s for {busy:.0f} s of trials"),
+    ]
+    next_step = f"gglops train --best-params {request.best_out}"
+    result_block(out_console, "tuned", rows, next_step)
 
 
 def register(app: typer.Typer) -> None:

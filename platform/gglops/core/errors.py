@@ -25,6 +25,13 @@ class CheckError(GGLOpsError):
     exit_code = 1
 
 
+class RunError(GGLOpsError):
+    """A run failed inside its own code (a training worker raised): exit 1. The message
+    says where the full traceback is."""
+
+    exit_code = 1
+
+
 REASON_CHARS = 200  # an underlying error's first line, as quoted inside one of ours
 
 

@@ -42,16 +42,6 @@ class Settings(BaseSettings):
     # `evaluate` at original resolution refuses larger images (~180 B of memory per pixel).
     max_image_pixels: int = Field(default=2048 * 2048, ge=1)
 
-    def s3_credentials(self) -> tuple[str, str] | None:
-        """Explicit GGLOPS_AWS_* keys, else the local stack's own keys when the endpoint is
-        the local stack's, else None (boto3's chain decides)."""
-        if self.aws_access_key_id and self.aws_secret_access_key:
-            keys = (self.aws_access_key_id, self.aws_secret_access_key)
-            return keys[0].get_secret_value(), keys[1].get_secret_value()
-        from gglops.core.credentials import local_stack_keys
-
-        return local_stack_keys(self.stack_dir, self.s3_endpoint_url)
-
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from env/.env; a bad value becomes one UsageError line naming the setting."""

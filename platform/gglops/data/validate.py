@@ -1,15 +1,15 @@
 """`gglops data validate`: every split entry, image and mask checked; one line per problem.
 
-`validate_dataset` is pure (returns a `ValidationReport`); `run_validate` prints it and
-returns the exit code: 0 clean (summary table with target counts on stdout, a warning line on
-stderr per split without any target), 2 with problems (stderr).
+`validate_dataset` is pure (returns a `ValidationReport`, its figures as text by
+`summary_rows`); the CLI renders it and picks the exit code: 0 clean (summary table with target
+counts on stdout, a warning line on stderr per split without any target), 2 with problems
+(stderr).
 """
 
 from __future__ import annotations
 
 import os
 import statistics
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from rich.console import Console
-from rich.table import Table
 from scipy import ndimage
 
 from gglops.core.errors import DataError
@@ -186,7 +184,7 @@ def _layout_problem(exc: DataError, root: Path) -> Problem:
     return Problem(root, str(exc))
 
 
-# --- printing -------------------------------------------------------------------------------
+# --- the summary's figures -----------------------------------------------------------------
 
 
 def _spread(values: list[int]) -> str:
@@ -205,7 +203,7 @@ def _size(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-# One row per figure, one column per split: stays narrow however many figures there are.
+# One row per figure, one cell per split: a table of them stays narrow however many figures.
 _ROWS: dict[str, Callable[[SplitStats], str]] = {
     "images": lambda s: str(s.images),
     "images with targets": lambda s: str(s.images_with_targets),
@@ -218,26 +216,7 @@ _ROWS: dict[str, Callable[[SplitStats], str]] = {
 }
 
 
-def summary_table(report: ValidationReport) -> Table:
-    split = f", split {report.split}" if report.split else ""
-    table = Table(title=f"{report.root} ({report.layout}{split})")
-    for column in ("", *report.stats):
-        table.add_column(column)
-    for label, cell in _ROWS.items():
-        table.add_row(label, *(cell(stats) for stats in report.stats.values()))
-    return table
-
-
-def run_validate(
-    root: Path, layout: str = "auto", split: str | None = None, custom: CustomLayout | None = None
-) -> int:
-    report = validate_dataset(root, layout, split, custom)
-    if not report.ok:
-        for problem in report.problems:
-            print(problem.line(), file=sys.stderr)
-        print(f"{len(report.problems)} problem(s) in {root}", file=sys.stderr)
-        return 2
-    Console(soft_wrap=True).print(summary_table(report))
-    for warning in report.warnings:  # only here: with problems, unread masks would count as empty
-        print(f"warning: {warning.line()}", file=sys.stderr)
-    return 0
+def summary_rows(report: ValidationReport) -> list[tuple[str, list[str]]]:
+    """(figure, its text per split) for each summary figure, splits in the report's order."""
+    splits = report.stats.values()
+    return [(label, [cell(stats) for stats in splits]) for label, cell in _ROWS.items()]

@@ -7,8 +7,6 @@ onnxruntime when it loads it. Why, measured: docs/onnx.md.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,7 +25,6 @@ INPUT_NAME, OUTPUT_NAME = "image", "probs"
 OPSETS: dict[Exporter, int] = {"legacy": 17, "dynamo": 18}
 PARITY_MAX_ABS = 1e-4
 SYNTH_PARITY_SHAPES = ((64, 64), (48, 80), (75, 53))  # no data: a few sizes, some not /16
-ONNX_ARTIFACT_DIR = "onnx"  # MLflow artifact path on the version's run: onnx/model.onnx
 
 
 class ParityReport(BaseModel):
@@ -188,39 +185,3 @@ def build_artifact(
         outputs=outs,
         parity=parity,
     )
-
-
-def log_onnx(tracking_uri: str, run_id: str, path: Path) -> str:
-    """Attach the file to the MLflow run as `onnx/model.onnx`; returns the artifact URI."""
-    from gglops.adapters import tracking
-
-    with tempfile.TemporaryDirectory() as tmp:
-        named = Path(tmp) / "model.onnx"  # the artifact's name, whatever the local one is
-        shutil.copyfile(path, named)
-        tracking.log_artifacts(tracking_uri, run_id, [named], ONNX_ARTIFACT_DIR)
-    return f"runs:/{run_id}/{ONNX_ARTIFACT_DIR}/model.onnx"
-
-
-def export_inputs(
-    ref: str, settings: Any, data_root: Path | None = None
-) -> tuple[Any, Iterable[np.ndarray] | None, str]:
-    """The model behind MODEL and the images its parity is checked on (test split or synthetic)."""
-    from gglops.model.bundle import load_bundle
-    from gglops.model.reference import resolve_model
-
-    model_ref = resolve_model(ref, settings.mlflow_tracking_uri)
-    if model_ref.kind == "onnx":
-        raise UsageError(f"{ref}: already an ONNX file; export takes a checkpoint or MLflow model")
-    if data_root is None:
-        return load_bundle(model_ref.path), None, "synthetic inputs"
-    from gglops.data.evalsplit import EvalSplit
-
-    images = EvalSplit.load(data_root).originals()
-    return load_bundle(model_ref.path), images, f"test split of {data_root}"
-
-
-def export_model(ref: str, out: Path, settings: Any, data_root: Path | None = None) -> OnnxArtifact:
-    """`gglops export MODEL --out FILE`: ONNX on local disk, parity checked. An s3:// target
-    goes through `gglops.stages.release.export_to_s3` (the one way to S3: model, then manifest)."""
-    model, images, source = export_inputs(ref, settings, data_root)
-    return build_artifact(model, out, images, source)

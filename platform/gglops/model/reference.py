@@ -2,11 +2,13 @@
 
 Accepted: a bundle directory (model.pt + model.json, e.g. a Ray checkpoint), an `.onnx`
 file, or an MLflow URI (`runs:/<id>/model`, `models:/gglnet@alias`, `models:/gglnet/3`),
-which is downloaded through `gglops.adapters.tracking.download_model_bundle`.
+which the caller's `fetch` downloads (`gglops.adapters.tracking.model_fetcher`): the model
+package knows no tracking server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -28,13 +30,14 @@ class ModelRef(BaseModel):
     path: Path
 
 
-def resolve_model(ref: str | Path, tracking_uri: str | None = None) -> ModelRef:
-    """A local bundle dir or .onnx path for `ref`; one UsageError line when it is neither."""
+def resolve_model(ref: str | Path, fetch: Callable[[str], Path] | None = None) -> ModelRef:
+    """A local bundle dir or .onnx path for `ref` (an MLflow URI through `fetch`); one
+    UsageError line when it is neither."""
     text = str(ref)
     if text.startswith(MLFLOW_SCHEMES):
-        from gglops.adapters.tracking import download_model_bundle
-
-        return ModelRef(ref=text, kind="mlflow", path=download_model_bundle(text, tracking_uri))
+        if fetch is None:
+            raise UsageError(f"{text}: an MLflow model URI needs a tracking server here")
+        return ModelRef(ref=text, kind="mlflow", path=fetch(text))
     path = Path(text)
     if path.suffix == ".onnx":
         if not path.is_file():

@@ -1,15 +1,17 @@
 """`gglops serve` on the driver side: connect to Ray, check the release, run, wait, clean up.
 
 The alias and its artifact are checked here first (one line, exit 2, when the alias is
-missing or the artifact does not match its manifest), so a bad start never reaches Ray.
+missing or the artifact does not match its manifest), so a bad start never reaches Ray. The
+caller renders where the app serves (`ready`); the rest are log lines.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,8 @@ from gglops.serve.verified import fetch_verified, require_alias_version
 
 if TYPE_CHECKING:
     from gglops.serve.app import ServeConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,18 @@ class ServeRequest:
     address: str | None
     poll_s: float
     max_pixels: int | None = None  # None: contract.DEFAULT_MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What is being served, and where."""
+
+    model: str
+    alias: str
+    version: str
+    sha256: str
+    url: str
+    poll_s: float
 
 
 def replica_config(request: ServeRequest, settings: Settings) -> ServeConfig:
@@ -49,7 +65,10 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
-def serve_forever(request: ServeRequest, settings: Settings) -> None:
+def serve_forever(
+    request: ServeRequest, settings: Settings, ready: Callable[[Serving], None]
+) -> None:
+    """Serve until SIGINT/SIGTERM, then tear down; `ready` hears once the app answers."""
     version = require_alias_version(settings, request.alias)
     artifact = fetch_verified(settings, version)  # refuse before starting anything
     from gglops.adapters.raycluster import connect_ray
@@ -69,17 +88,13 @@ def serve_forever(request: ServeRequest, settings: Settings) -> None:
         _teardown()
         raise ServiceError(f"Ray Serve could not start {APP_NAME}: {reason}") from None
     url = f"http://{request.host}:{request.port}"
-    print(
-        f"serving models:/{settings.registered_model}@{request.alias} version {version} "
-        f"(sha256 {artifact.sha256[:12]}…) at {url}: POST {url}/predict, GET {url}/healthz; "
-        f"following the alias every {request.poll_s:g} s; Ctrl-C stops",
-        flush=True,
-    )
+    model = settings.registered_model
+    ready(Serving(model, request.alias, version, artifact.sha256, url, request.poll_s))
     try:
         _wait_for_signal()
     finally:
         _teardown()
-    print("stopped", file=sys.stderr, flush=True)
+    log.info("stopped")
 
 
 def _teardown() -> None:

@@ -11,7 +11,7 @@ size (DVC plots).
 from __future__ import annotations
 
 import csv
-import sys
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +27,8 @@ from gglops.core.metrics import THRESHOLD, IRSTDMetrics
 from gglops.core.params import EvalProtocol, Params
 from gglops.data.evalsplit import EvalSplit
 from gglops.model.inference import ProbFn, predict_probs
+
+log = logging.getLogger(__name__)
 
 PR_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 1.0, 0.05))
 # Target-size bins in pixels (upper bound inclusive): point-like to extended targets.
@@ -122,9 +124,10 @@ class Evaluation:
 
 def prob_fn_for(ref: str | Path, tracking_uri: str | None = None) -> ProbFn:
     """A ProbFn for any MODEL reference: torch for bundles/MLflow models, onnxruntime for .onnx."""
+    from gglops.adapters.tracking import model_fetcher
     from gglops.model.reference import resolve_model
 
-    model_ref = resolve_model(ref, tracking_uri)
+    model_ref = resolve_model(ref, model_fetcher(tracking_uri))
     if model_ref.kind == "onnx":
         from gglops.model.export import onnx_prob_fn
 
@@ -187,13 +190,8 @@ def evaluate_split(fn: ProbFn, test: EvalSplit, max_pixels: int | None = None) -
         elapsed = time.monotonic() - start
         if elapsed - said >= PROGRESS_EVERY_S and i < len(samples):
             said = elapsed
-            rate = elapsed / i
-            print(
-                f"evaluate: {i}/{len(samples)} images, {elapsed:.0f} s, "
-                f"~{rate * (len(samples) - i):.0f} s left",
-                file=sys.stderr,
-                flush=True,
-            )
+            left = elapsed / i * (len(samples) - i)
+            log.info("evaluate: %d/%d images, %.0f s, ~%.0f s left", i, len(samples), elapsed, left)
     return evaluation
 
 
@@ -222,10 +220,10 @@ def score(fn: ProbFn, test: EvalSplit, model: str, plots_dir: Path | None = None
         write_eval_plots(evaluation, plots_dir)
     result = result_of(evaluation, test, model)
     if result.n_targets == 0:
-        print(
-            f"evaluate: the test split of {test.index.root} has no targets: Pd is undefined "
-            "(written as 0.0); mIoU/nIoU/Fa count false alarms only",
-            file=sys.stderr,
+        log.warning(
+            "evaluate: the test split of %s has no targets: Pd is undefined (written as 0.0); "
+            "mIoU/nIoU/Fa count false alarms only",
+            test.index.root,
         )
     return result
 

@@ -11,11 +11,15 @@ GGLOPS_STORAGE_PATH, set to s3://<bucket>/ray when it names a local folder.
 
 Credentials come from the node's env (the Secret on KubeRay, the local head's env): dvc-s3
 and boto3 read AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; nothing secret is written here.
+
+Its `[gglops job]` lines are log records: `gglops job run` (the job's entrypoint) writes them
+to stderr, which Ray's job supervisor merges with stdout into the job's log.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -26,6 +30,8 @@ from pathlib import Path
 
 from gglops.core.errors import ServiceError, UsageError
 from gglops.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Results that are not in DVC's cache (cache: false outs) and would die with the cluster.
 RESULT_GLOBS = ("dvc.lock", "metrics.json", "params/*.yaml", "outputs/**/*.json",
@@ -116,7 +122,7 @@ def upload_results(workdir: Path, settings: Settings, prefix: str) -> list[str]:
 
 def _timed(seconds: dict[str, float], name: str, t0: float) -> None:
     seconds[name] = round(time.monotonic() - t0, 1)
-    print(f"[gglops job] {name}: {seconds[name]} s", flush=True)
+    log.info("[gglops job] %s: %s s", name, seconds[name])
 
 
 def run_cluster_job(
@@ -132,7 +138,7 @@ def run_cluster_job(
     # Outputs of stages that have not run yet (no dvc.lock entry, or not pushed) are missing
     # by design: dvc repro makes them. Data that nothing can make makes repro fail, naming it.
     pulled = _dvc(workdir, env, "pull", "--with-deps", "--allow-missing", target)
-    print(f"[gglops job] dvc pull: {(pulled.strip().splitlines() or ['nothing'])[-1]}", flush=True)
+    log.info("[gglops job] dvc pull: %s", (pulled.strip().splitlines() or ["nothing"])[-1])
     _timed(seconds, "dvc pull", t0)
     t0 = time.monotonic()
     code = _repro(workdir, env, target)

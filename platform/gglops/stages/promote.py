@@ -26,14 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from rich.console import Console
-from rich.table import Table
 
 from gglops.adapters.registry import (
     CANDIDATE,
     CHAMPION,
     GATES_HEADING,
-    METRICS,
     PREVIOUS,
     ModelRegistry,
     SplitData,
@@ -43,7 +40,6 @@ from gglops.adapters.registry import (
 from gglops.adapters.s3 import ArtifactStore, LeaseBusyError, lease
 from gglops.core.errors import UsageError
 from gglops.core.gates import GateCheck, Scores, check_gates, failures
-from gglops.core.metrics import metric_text
 from gglops.core.params import GateParams, Params
 from gglops.core.settings import Settings
 from gglops.data.evalsplit import EvalSplit
@@ -156,10 +152,8 @@ def promote_version(
     settings: Settings,
     params: Params,
     data_root: Path | None = None,
-    console: Console | None = None,
 ) -> PromotionDecision:
     """Gate `version` (default: alias candidate) against the champion; on pass release it."""
-    console = console or Console(stderr=True)
     reg = ModelRegistry.open(settings)
     version = version or reg.alias(CANDIDATE)
     if version is None:
@@ -186,9 +180,7 @@ def promote_version(
                 update={"onnx_uri": release.onnx_uri, "onnx_sha256": release.sha256}
             )
             _move_aliases(reg, version, decision.champion_version)
-    decision = decision.model_copy(update={"model_selection": selection})
-    print_decision(console, decision)
-    return decision
+    return decision.model_copy(update={"model_selection": selection})
 
 
 def _decide(
@@ -224,37 +216,12 @@ def _move_aliases(reg: ModelRegistry, version: str, champion: str | None) -> Non
     reg.client.set_registered_model_alias(reg.name, CHAMPION, version)
 
 
-def print_decision(console: Console, decision: PromotionDecision) -> None:
-    """Candidate vs champion, metric by metric, then every gate and the verdict."""
-    cand, champ = decision.candidate_metrics, decision.champion_metrics
-    table = Table(title=f"promotion of version {decision.version}")
-    table.add_column("metric")
-    table.add_column(f"candidate v{decision.version}", justify="right")
-    table.add_column(f"champion v{decision.champion_version or '-'}", justify="right")
-    for metric in METRICS:
-        theirs = "-" if champ is None else metric_text(metric, getattr(champ, metric))
-        table.add_row(metric, metric_text(metric, getattr(cand, metric)), theirs)
-    console.print(table)
-    for check in decision.checks:
-        mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
-        console.print(f"  {mark} {check.name}: {check.detail}")
-    verdict = "[green]promoted[/]" if decision.passed else "[red]not promoted[/]"
-    console.print(f"version {decision.version}: {verdict}")
-    if decision.onnx_uri:
-        console.print(f"  ONNX {decision.onnx_uri} sha256 {decision.onnx_sha256}")
-
-
-def rollback_champion(settings: Settings, console: Console | None = None) -> RollbackResult:
+def rollback_champion(settings: Settings) -> RollbackResult:
     """`champion` ← `previous`; `previous` is cleared (see the module docstring)."""
-    console = console or Console(stderr=True)
     reg = ModelRegistry.open(settings)
     store = ArtifactStore(settings)
     with _promotion_lease(reg, store):
-        result = _rollback_locked(reg, store)
-    console.print(f"champion: version {result.demoted} → version {result.champion}")
-    if result.warning:
-        console.print(f"[bold yellow]warning:[/] {result.warning}")
-    return result
+        return _rollback_locked(reg, store)
 
 
 def _rollback_locked(reg: ModelRegistry, store: ArtifactStore) -> RollbackResult:

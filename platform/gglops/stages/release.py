@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ from gglops.core.settings import Settings
 from gglops.model.export import OnnxArtifact
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from gglops.data.evalsplit import EvalSplit
 
 RELEASE_PREFIX = "models/{model}/{version}"
@@ -113,7 +116,8 @@ def publish_release(
 ) -> Release:
     """Export `model` (the version's, loaded) + parity on `test` at original size, publish to
     S3, log on the run, tag the version."""
-    from gglops.model.export import build_artifact, log_onnx
+    from gglops.adapters.tracking import log_onnx
+    from gglops.model.export import build_artifact
 
     mv = reg.version(version)
     with tempfile.TemporaryDirectory(prefix="gglops-onnx-") as tmp:
@@ -176,12 +180,14 @@ def release_version(version: str, settings: Settings, data_root: Path | None = N
 
 
 def export_to(ref: str, out: str, settings: Settings, data_root: Path | None = None) -> Any:
-    """`gglops export MODEL --out OUT`: a release on S3 for an s3:// URI, else a local file."""
-    from gglops.model.export import export_model
+    """`gglops export MODEL --out OUT`: a release on S3 for an s3:// URI, else a local file
+    (ONNX on local disk, parity checked)."""
+    from gglops.model.export import build_artifact
 
     if out.startswith("s3://"):
         return export_to_s3(ref, out, settings, data_root)
-    return export_model(ref, Path(out), settings, data_root=data_root)
+    model, images, source = export_inputs(ref, settings, data_root)
+    return build_artifact(model, Path(out), images, source)
 
 
 def export_to_s3(ref: str, url: str, settings: Settings, data_root: Path | None = None) -> Any:
@@ -189,7 +195,7 @@ def export_to_s3(ref: str, url: str, settings: Settings, data_root: Path | None 
     (verified model.onnx, then a manifest.json beside it; an existing different model there is
     refused, the same one is a no-op). Returns the OnnxArtifact with the S3 URL as its path."""
     from gglops.adapters.s3 import S3Url
-    from gglops.model.export import build_artifact, export_inputs
+    from gglops.model.export import build_artifact
 
     target = S3Url.parse(url)
     prefix, _, name = target.key.rpartition("/")
@@ -209,3 +215,22 @@ def export_to_s3(ref: str, url: str, settings: Settings, data_root: Path | None 
             ArtifactStore(settings, target.bucket), prefix, artifact.path, artifact.sha256, body
         )
     return artifact.model_copy(update={"path": Path(url)})
+
+
+def export_inputs(
+    ref: str, settings: Settings, data_root: Path | None = None
+) -> tuple[Any, Iterable[np.ndarray] | None, str]:
+    """The model behind MODEL and the images its parity is checked on (test split or synthetic)."""
+    from gglops.adapters.tracking import model_fetcher
+    from gglops.model.bundle import load_bundle
+    from gglops.model.reference import resolve_model
+
+    model_ref = resolve_model(ref, model_fetcher(settings.mlflow_tracking_uri))
+    if model_ref.kind == "onnx":
+        raise UsageError(f"{ref}: already an ONNX file; export takes a checkpoint or MLflow model")
+    if data_root is None:
+        return load_bundle(model_ref.path), None, "synthetic inputs"
+    from gglops.data.evalsplit import EvalSplit
+
+    images = EvalSplit.load(data_root).originals()
+    return load_bundle(model_ref.path), images, f"test split of {data_root}"

@@ -25,10 +25,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from gglops.adapters.s3 import configured_keys
 from gglops.core.errors import ServiceError, UsageError, first_line
 from gglops.core.gitinfo import COMMIT_ENV, git_commit
 from gglops.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PASSED_PREFIXES = ("GGLOPS_", "MLFLOW_", "AWS_")
 # A variable whose name holds one of these is a credential: it stays on this machine by default.
@@ -85,7 +89,7 @@ def job_env(
     """Ours by prefix; secrets (and the local stack's S3 keys) only with `forward_secrets`."""
     env = {k: v for k, v in environ.items() if k.startswith(PASSED_PREFIXES) and k not in DROPPED}
     if forward_secrets:
-        keys = settings.s3_credentials()
+        keys = configured_keys(settings)
         if keys is not None:
             env.setdefault("AWS_ACCESS_KEY_ID", keys[0])
             env.setdefault("AWS_SECRET_ACCESS_KEY", keys[1])
@@ -138,28 +142,28 @@ def _exit_code(client, job_id: str) -> int:  # type: ignore[no-untyped-def]
     return EXIT_BY_STATUS.get(str(info.status), 1)
 
 
-def _announce(job_id: str, url: str, env: JobEnv) -> None:
-    """Names only, never values: what was shipped, what was held back, what is exposed."""
-    print(f"submitted {job_id} to {url} (env: {', '.join(sorted(env.env_vars))})",
-          file=sys.stderr, flush=True)  # fmt: skip
-    if env.withheld:
-        print(f"not shipped (the cluster provides credentials; --forward-secrets ships them): "
-              f"{', '.join(env.withheld)}", file=sys.stderr, flush=True)  # fmt: skip
-    if shipped := env.secrets_shipped():
-        print(f"warning: --forward-secrets: {', '.join(shipped)} travel in the runtime env; Ray "
-              f"logs it in clear on the cluster ({RAY_AGENT_LOG}) and its Jobs API returns it",
-              file=sys.stderr, flush=True)  # fmt: skip
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A job Ray accepted, and the client that follows it."""
+
+    job_id: str
+    url: str
+    env: JobEnv
+    client: Any  # ray's JobSubmissionClient: ray is imported only when submitting
+
+    @property
+    def stop_hint(self) -> str:
+        return f"ray job stop --address {self.url} {self.job_id}"
 
 
 def submit_job(
     command: Sequence[str],
     settings: Settings,
     address: str | None = None,
-    follow: bool = True,
     environ: Mapping[str, str] | None = None,
     forward_secrets: bool = False,
-) -> int:
-    """Submit `command` as a Ray Job; with `follow`, stream its logs and return its exit code."""
+) -> SubmittedJob:
+    """Submit `command` as a Ray Job; `follow_job` streams its logs and returns its exit code."""
     if not command:
         raise UsageError("submit: no command given (gglops submit -- CMD ...)")
     url = jobs_address(settings, address)
@@ -176,10 +180,12 @@ def submit_job(
     client = _client(url)
     _quiet_ray()
     job_id = client.submit_job(entrypoint=request.entrypoint, runtime_env=request.runtime_env())
-    _announce(job_id, url, env)
-    if not follow:
-        return 0
-    return _follow_until_done(client, job_id, f"ray job stop --address {url} {job_id}")
+    return SubmittedJob(job_id, url, env, client)
+
+
+def follow_job(job: SubmittedJob) -> int:
+    """Stream the job's logs to stdout; its exit code, or 130 after Ctrl-C (which stops it)."""
+    return _follow_until_done(job.client, job.job_id, job.stop_hint)
 
 
 def _follow_until_done(client, job_id: str, stop_hint: str) -> int:  # type: ignore[no-untyped-def]
@@ -189,7 +195,7 @@ def _follow_until_done(client, job_id: str, stop_hint: str) -> int:  # type: ign
         # ignored: neither Python nor asyncio.run installs a handler, so Ctrl-C (or kill -INT)
         # never reaches us and we follow the logs until the job ends. Respected, but said.
         note = "this process ignores SIGINT (started in the background?), so Ctrl-C will not"
-        print(f"note: {note} stop {job_id}; stop it with: {stop_hint}", file=sys.stderr, flush=True)
+        log.warning("%s stop %s; stop it with: %s", note, job_id, stop_hint)
     try:
         asyncio.run(_follow(client, job_id))
     except KeyboardInterrupt:
@@ -203,7 +209,7 @@ def _stop(client, job_id: str, stop_hint: str) -> int:  # type: ignore[no-untype
         client.stop_job(job_id)
     except (Exception, KeyboardInterrupt) as exc:  # a second Ctrl-C while the request hangs
         reason = first_line(exc)
-        print(f"could not stop {job_id} ({reason}); stop it with: {stop_hint}", file=sys.stderr)
+        log.warning("could not stop %s (%s); stop it with: %s", job_id, reason, stop_hint)
     else:
-        print(f"stopped {job_id}", file=sys.stderr)
+        log.info("stopped %s", job_id)
     return 130

@@ -1,4 +1,5 @@
-"""What `make demo` prints at the end: the champion, its metrics, where everything landed.
+"""What `make demo` ends with: the champion, its metrics, where everything landed (the CLI's
+`gglops summary` renders it).
 
 It reads the registry over MLflow's REST API (`tracking.rest_get`): importing mlflow alone
 takes seconds, and this command answers a person waiting at a prompt.
@@ -7,13 +8,10 @@ takes seconds, and this command answers a person waiting at a prompt.
 from __future__ import annotations
 
 from pydantic import BaseModel
-from rich.console import Console
-from rich.table import Table
 
 from gglops.adapters.registry import GATES_HEADING
 from gglops.adapters.tracking import rest_get, run_url
 from gglops.core.errors import ServiceError, UsageError
-from gglops.core.metrics import metric_text
 from gglops.core.settings import Settings
 
 METRIC_TAGS = {"mIoU": "miou", "nIoU": "niou", "Pd": "pd", "Fa": "fa"}  # label → test_* tag
@@ -71,27 +69,3 @@ def _gates_line(description: str) -> str | None:
     """`refused against no champion on …: FAIL min_miou (…)` from the version's description."""
     lines = [ln for ln in description.splitlines() if ln.startswith(GATES_HEADING)]
     return lines[-1].removeprefix(GATES_HEADING).lstrip(": ") if lines else None
-
-
-def print_champion(summary: ChampionSummary, console: Console | None = None) -> None:
-    console = console or Console()
-    table = Table(title=f"gglnet {summary.alias}: version {summary.version}")
-    table.add_column(f"metric ({summary.split} split, {summary.evaluated})")
-    table.add_column("value", justify="right")
-    for label, metric in METRIC_TAGS.items():
-        if metric in summary.metrics:
-            table.add_row(label, metric_text(metric, summary.metrics[metric]))
-    console.print(table)
-    # URLs stay on one line whatever the terminal width: a wrapped URL cannot be clicked.
-    lines = {
-        **(
-            {"Not promoted": summary.gates or "not evaluated"}
-            if summary.alias != "champion"
-            else {}
-        ),
-        "ONNX artifact": summary.onnx_uri or "(not exported)",
-        "MLflow run": summary.mlflow_url,
-        "DVC": "dvc metrics show / dvc plots show / dvc params diff",
-    }
-    for label, text in lines.items():
-        console.print(f"{label:<14}: {text}", soft_wrap=True, highlight=False)

@@ -1,23 +1,26 @@
-"""The run's model: the model-code pyfunc of `gglops/model/pyfunc.py` with the `gglnet` package,
-a signature with free N, H and W, registration, and the bundle downloaded back."""
+"""The run's model: the model-code pyfunc of `pyfunc.py` (beside this module) with the
+`gglnet` package, a signature with free N, H and W, registration, and the bundle downloaded back."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from gglops.adapters.tracking.client import client, fluent
+from gglops.adapters.tracking.runs import log_artifacts
 from gglops.core.errors import ServiceError
+
+ONNX_ARTIFACT_DIR = "onnx"  # MLflow artifact path on the version's run: onnx/model.onnx
 
 MODEL_NAME = "model"  # artifact name of the run's model: runs:/<id>/model
 BUNDLE_ARTIFACT = "bundle"  # the pyfunc artifact holding the model bundle directory
-PYFUNC_CODE = Path(__file__).parents[2] / "model" / "pyfunc.py"  # gglops.model.pyfunc, not imported
+PYFUNC_CODE = Path(__file__).parent / "pyfunc.py"  # shipped as model code, never imported
 
 
 class LoggedModel(BaseModel):
@@ -55,8 +58,7 @@ def model_requirements() -> list[str]:
 
 def log_model(tracking_uri: str, run_id: str, bundle_dir: Path, step: int = 0) -> LoggedModel:
     """Log `bundle_dir` as the run's model `model`, linked to the metrics logged at `step`
-    (the best epoch): the model-code pyfunc of `gglops/model/pyfunc.py` plus the `gglnet`
-    package."""
+    (the best epoch): the model-code pyfunc of `pyfunc.py` plus the `gglnet` package."""
     import numpy as np
 
     from gglops.model.bundle import read_meta
@@ -145,3 +147,17 @@ def download_model_bundle(
     if not (bundle / "model.json").exists():
         raise ServiceError(f"{model_uri}: not a GGLOps model (no {BUNDLE_ARTIFACT} artifact)")
     return bundle
+
+
+def model_fetcher(tracking_uri: str | None) -> Callable[[str], Path]:
+    """`resolve_model`'s download of an MLflow model URI, from this tracking server."""
+    return lambda model_uri: download_model_bundle(model_uri, tracking_uri)
+
+
+def log_onnx(tracking_uri: str, run_id: str, path: Path) -> str:
+    """Attach the file to the MLflow run as `onnx/model.onnx`; returns the artifact URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        named = Path(tmp) / "model.onnx"  # the artifact's name, whatever the local one is
+        shutil.copyfile(path, named)
+        log_artifacts(tracking_uri, run_id, [named], ONNX_ARTIFACT_DIR)
+    return f"runs:/{run_id}/{ONNX_ARTIFACT_DIR}/model.onnx"

@@ -29,7 +29,7 @@ from gglops.stages.train.checkpointing import (
     save_checkpoint,
 )
 from gglops.stages.train.loop_config import EpochRecord, LoopConfig, WorkerSummary
-from gglops.stages.train.progress import best_so_far, echo, epoch_line
+from gglops.stages.train.progress import StepReporter, best_so_far, echo, epoch_line
 from gglops.stages.train.session import LossDivergedError, TrainSession, build_session
 
 CONFIG_KEY = "loop"
@@ -56,16 +56,18 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         prepare_loader=lambda loader: prepare_data_loader(loader, add_dist_sampler=False),
     )
     node_ids = _node_ids(ray.get_runtime_context().get_node_id())
-    restored = _restore(session, rank)
+    epochs = cfg.params.train.epochs
+    reporter = StepReporter(cfg.progress if rank == 0 else None, epochs, world)
+    restored = _restore(session, reporter if rank == 0 else None)
     sink = _sink(cfg, restored) if rank == 0 else None
     logged = _logged_steps(cfg) if sink else set()
     history = list(restored.history)
     stopped = None
-    for epoch in range(restored.next_epoch, cfg.params.train.epochs):
+    for epoch in range(restored.next_epoch, epochs):
         if cfg.fault:
             cfg.fault.maybe_fire(rank, epoch)
         try:
-            record = _run_epoch(session, epoch)
+            record = _run_epoch(session, epoch, reporter)
         except LossDivergedError as exc:
             # Returning (not raising) keeps Ray from retrying a run that would diverge again,
             # and nothing of the diverged model is reported or checkpointed.
@@ -75,9 +77,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         if sink and epoch not in logged:
             sink.log(record.tracked(), step=epoch)
         elif sink and cfg.echo:
-            print(f"epoch {epoch} retrained; MLflow keeps the values it logged first", flush=True)
-        if rank == 0 and cfg.echo:
-            echo(epoch_line(record, cfg.params.train.epochs, best_so_far(history)))
+            _say(reporter, f"epoch {epoch} retrained; MLflow keeps the values it logged first")
+        if rank == 0:
+            line = epoch_line(record, epochs, best_so_far(history))
+            if cfg.echo:
+                echo(line)  # the worker's log file keeps every epoch
+            reporter.epoch_done(line)
         _report(session, record, history, sink)
     pending = sink.flush() if sink else 0
     return WorkerSummary(
@@ -97,25 +102,32 @@ def _use_assigned_cpus() -> None:
     torch.set_num_threads(max(1, math.floor(cpus)))
 
 
-def _restore(session: TrainSession, rank: int) -> Restored:
+def _restore(session: TrainSession, reporter: StepReporter | None) -> Restored:
     """Continue from the newest intact checkpoint; a damaged one is skipped (one line each,
-    from rank 0) and never loaded again by this run, so Ray has nothing to retry."""
-    announce = rank == 0
+    from rank 0, whose `reporter` is given) and never loaded again by this run, so Ray has
+    nothing to retry."""
     registered = ray.train.get_checkpoint()
     for checkpoint, problem in _candidates(registered):
         if problem is None:
             with checkpoint.as_directory() as directory:
                 if (problem := checkpoint_problem(Path(directory))) is None:
-                    if announce and (registered is None or checkpoint.path != registered.path):
+                    if reporter and (registered is None or checkpoint.path != registered.path):
                         known = epoch_of(registered.path) if registered else "none"
-                        print(
+                        _say(
+                            reporter,
                             f"restoring from {checkpoint.path} (Ray had registered epoch {known})",
-                            flush=True,
                         )
-                    return restore_checkpoint(Path(directory), session, restore_rng=rank == 0)
-        if announce:
-            print(f"skipping checkpoint {checkpoint.path}: {problem}", flush=True)
+                    restore_rng = reporter is not None
+                    return restore_checkpoint(Path(directory), session, restore_rng=restore_rng)
+        if reporter:
+            _say(reporter, f"skipping checkpoint {checkpoint.path}: {problem}")
     return Restored(next_epoch=0, history=[], pending=[])
+
+
+def _say(reporter: StepReporter, text: str) -> None:
+    """A note from rank 0: in its log file, and on the driver's console through the channel."""
+    echo(text)
+    reporter.note(text)
 
 
 def _candidates(registered: Checkpoint | None) -> Iterator[tuple[Checkpoint, str | None]]:
@@ -163,9 +175,11 @@ def _sink(cfg: LoopConfig, restored: Restored) -> MetricSink | None:
     return MetricSink(target.uri, target.run_id, target.pending_file, restored.pending)
 
 
-def _run_epoch(session: TrainSession, epoch: int) -> EpochRecord:
+def _run_epoch(session: TrainSession, epoch: int, reporter: StepReporter) -> EpochRecord:
     start = time.perf_counter()
-    stats = session.train_epoch(epoch)
+    reporter.start_epoch(epoch)
+    stats = session.train_epoch(epoch, reporter.step if reporter.active else None)
+    reporter.validating()
     scores = session.validate()
     return EpochRecord(
         epoch=epoch,

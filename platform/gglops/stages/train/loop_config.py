@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -52,7 +53,8 @@ class LoopConfig(BaseModel):
     data_root: Path
     tracking: TrackingTarget | None = None
     fault: FaultSpec | None = None
-    echo: bool = True  # rank 0 prints one line per epoch (reaches the driver via Ray logs)
+    echo: bool = True  # rank 0 prints one line per epoch to its stdout (the worker's log)
+    progress: Any = None  # a ray.util.queue.Queue the driver drains (`progress_channel`)
 
 
 class EpochRecord(BaseModel):

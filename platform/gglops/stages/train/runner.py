@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import statistics
 import tempfile
 from pathlib import Path
@@ -9,10 +10,9 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict
-from rich.console import Console
 
 from gglops.adapters import tracking
-from gglops.adapters.raycluster import check_capacity, connect_ray
+from gglops.adapters.raycluster import check_capacity, connect_ray, ray_logs_dir
 from gglops.adapters.raystorage import (
     Storage,
     check_space,
@@ -23,15 +23,16 @@ from gglops.adapters.raystorage import (
     run_lock,
     storage_failure,
 )
-from gglops.core.errors import DataError, UsageError
+from gglops.core.errors import DataError, RunError, UsageError, first_line
 from gglops.core.params import Params
 from gglops.core.settings import Settings
 from gglops.stages.train.checkpointing import checkpoint_bytes
 from gglops.stages.train.loop_config import EpochRecord, FaultSpec, WorkerSummary
-from gglops.stages.train.progress import print_history
+from gglops.stages.train.progress import ProgressHandler, progress_channel
 from gglops.stages.train.trainer import build_trainer, pending_file
 
 PARAMS_ARTIFACT = "params"  # run artifact folder of the params.yaml the run trained with
+log = logging.getLogger(__name__)
 
 
 class TrainRequest(BaseModel):
@@ -43,7 +44,7 @@ class TrainRequest(BaseModel):
     params: Params
     resume: bool = False
     storage_path: str | None = None  # else GGLOPS_STORAGE_PATH
-    echo: bool = True  # per-epoch lines from rank 0 and the final table
+    echo: bool = True  # rank 0 writes one line per epoch to its log
 
 
 class TrainResult(BaseModel):
@@ -61,13 +62,14 @@ class TrainResult(BaseModel):
     model_log_s: float | None  # time to log the MLflow model; None when it could not be logged
     model_selection: str = ""  # which split chose the best epoch (data.selection)
     precision: str = "fp32"  # the concrete precision trained and validated in
+    run_url: str = ""  # the run's page in the MLflow UI; empty for a server-less store
 
 
 def run_training(
-    request: TrainRequest, settings: Settings, console: Console | None = None
+    request: TrainRequest, settings: Settings, on_progress: ProgressHandler | None = None
 ) -> TrainResult:
-    """Validate everything cheap first, then train on Ray and track the run in MLflow."""
-    console = console or Console(highlight=False)
+    """Validate everything cheap first, then train on Ray and track the run in MLflow;
+    `on_progress` receives rank 0's progress events as they happen."""
     params = request.params
     data_root, selection = _check_data(params)
     storage = resolve_storage(settings, request.storage_path)
@@ -76,19 +78,19 @@ def run_training(
         storage, checkpoint_bytes(params.model.width_mult) * (params.train.keep_checkpoints + 1)
     )
     tracking.probe_tracking_server(settings.mlflow_tracking_uri)
-    run_name = _run_name(storage, params.train.run_name, request.resume, console)
+    run_name = _run_name(storage, params.train.run_name, request.resume)
     if request.resume:
-        _mark_abandoned(settings, storage, run_name, console)
+        _mark_abandoned(settings, storage, run_name)
     # Held until the driver ends (the kernel or the lease's expiry drops it if it dies): a
     # second `gglops train` of this run is refused before it starts Ray or writes anything.
     with run_lock(storage, run_name, settings):
         cpus = params.train.cpus_per_worker
         connect_ray(settings, params.train.workers * cpus)
         check_capacity(params.train.workers, params.train.use_gpu, cpus)
-        return _train(request, settings, data_root, selection, storage, run_name, console)
+        return _train(request, settings, data_root, selection, storage, run_name, on_progress)
 
 
-def _mark_abandoned(settings: Settings, storage: Storage, run_name: str, console: Console) -> None:
+def _mark_abandoned(settings: Settings, storage: Storage, run_name: str) -> None:
     """The run about to be resumed may be RUNNING in MLflow with no driver (kill -9): say so."""
     from gglops.stages.train.abandoned import mark_abandoned
 
@@ -97,9 +99,10 @@ def _mark_abandoned(settings: Settings, storage: Storage, run_name: str, console
     except Exception:  # best effort: MLflow's state must never stop a resume
         return
     for gone in marked:
-        console.print(
-            f"[yellow]run {gone.run_name} ({gone.run_id}) was RUNNING with no live driver: "
-            "marked KILLED (abandoned), now resumed[/]"
+        log.warning(
+            "run %s (%s) was RUNNING with no live driver: marked KILLED (abandoned), now resumed",
+            gone.run_name,
+            gone.run_id,
         )
 
 
@@ -110,28 +113,30 @@ def _train(
     selection: str,
     storage: Storage,
     run_name: str,
-    console: Console,
+    on_progress: ProgressHandler | None,
 ) -> TrainResult:
     params = request.params
     run_id = _open_run(settings, params, data_root, selection, run_name, storage)
     uri = settings.mlflow_tracking_uri
-    trainer = build_trainer(
-        params,
-        data_root,
-        settings,
-        run_name,
-        mlflow_run_id=run_id,
-        storage=storage,
-        fault=FaultSpec.from_env(),
-        echo=request.echo,
-        cpus_per_worker=params.train.cpus_per_worker,
-    )
     try:
-        with tracking.system_metrics(uri, run_id, resume=request.resume):
-            result = trainer.fit()
+        with progress_channel(on_progress) as channel:
+            trainer = build_trainer(
+                params,
+                data_root,
+                settings,
+                run_name,
+                mlflow_run_id=run_id,
+                storage=storage,
+                fault=FaultSpec.from_env(),
+                echo=request.echo,
+                progress=channel,
+                cpus_per_worker=params.train.cpus_per_worker,
+            )
+            with tracking.system_metrics(uri, run_id, resume=request.resume):
+                result = trainer.fit()
     except BaseException as exc:
         _quietly(tracking.end_run, uri, run_id, "FAILED")
-        failure = storage_failure(exc, storage)
+        failure = storage_failure(exc, storage) or worker_failure(exc)
         if failure is not None:
             raise failure from exc
         raise
@@ -139,10 +144,25 @@ def _train(
     if summary.stopped is not None:
         _quietly(tracking.end_run, uri, run_id, "FAILED")
         raise UsageError(_stopped_line(summary.stopped, result.checkpoint, storage))
-    return _finish(
-        result, summary, settings, params, selection, run_id, run_name, storage, console,
-        request.echo,
-    )  # fmt: skip
+    return _finish(result, summary, settings, selection, run_id, run_name, storage)
+
+
+def worker_failure(exc: BaseException) -> RunError | None:
+    """One line for a run whose worker raised (Ray's WorkerGroupError): the first failed
+    rank's error, and where Ray keeps its traceback. None for any other failure."""
+    failures: dict[int, BaseException] = getattr(exc, "worker_failures", None) or {}
+    if not failures:
+        return None
+    rank = min(failures)
+    cause = failures[rank]
+    inner = getattr(cause, "cause", None)  # a RayTaskError wraps the worker's own exception
+    shown = inner if isinstance(inner, BaseException) else cause
+    logs = ray_logs_dir()
+    where = f"{logs}/worker-*.err" if logs else "the Ray workers' logs"
+    return RunError(
+        f"train: worker rank {rank} failed: {type(shown).__name__}: {first_line(shown)} "
+        f"(full traceback in {where})"
+    )
 
 
 def _stopped_line(reason: str, checkpoint: Any, storage: Storage) -> str:
@@ -165,13 +185,13 @@ def _check_data(params: Params) -> tuple[Path, str]:
     return root, f"{params.data.selection}: {splits.description}"
 
 
-def _run_name(storage: Storage, base: str, resume: bool, console: Console) -> str:
+def _run_name(storage: Storage, base: str, resume: bool) -> str:
     """--resume: the newest `<base>-*` run; otherwise a fresh name (never reuse silently)."""
     if resume:
         earlier = existing_runs(storage, base)
         if earlier:
             return earlier[-1]
-        console.print(f"[yellow]no earlier run {base}-* under {storage.uri}: starting fresh[/]")
+        log.warning("no earlier run %s-* under %s: starting fresh", base, storage.uri)
     return new_run_name(base)
 
 
@@ -202,32 +222,21 @@ def _finish(
     result: Any,
     summary: WorkerSummary,
     settings: Settings,
-    params: Params,
     selection: str,
     run_id: str,
     run_name: str,
     storage: Storage,
-    console: Console,
-    echo: bool,
 ) -> TrainResult:
     checkpoint, best_epoch = _best_checkpoint(result)
     best = next(r for r in summary.history if r.epoch == best_epoch)
     uri = settings.mlflow_tracking_uri
-    notes: list[str] = []
-    log_s = _log_model(checkpoint, uri, run_id, best_epoch, notes)
-    pending = _deliver_leftovers(uri, run_id, summary.mlflow_pending, notes)
+    log_s = _log_model(checkpoint, uri, run_id, best_epoch)
+    pending = _deliver_leftovers(uri, run_id, summary.mlflow_pending)
     checkpoint_uri = storage.child_uri(checkpoint.path)
     run_tags = {"checkpoint": checkpoint_uri, "precision": summary.precision}
     _quietly(tracking.set_tags, uri, run_id, run_tags)
     if not _quietly(tracking.end_run, uri, run_id, "FINISHED"):
-        notes.append(f"[yellow]MLflow run {run_id} could not be marked finished[/]")
-    if echo:
-        size = params.data.eval_size
-        evaluated = f"resized to {size}x{size}" if size else "original size"
-        print_history(console, summary.history, best_epoch, notes, selection, evaluated)
-    else:
-        for note in notes:
-            console.print(note)
+        log.warning("MLflow run %s could not be marked finished", run_id)
     return TrainResult(
         run_id=run_id,
         run_name=run_name,
@@ -243,7 +252,19 @@ def _finish(
         model_log_s=log_s,
         model_selection=selection,
         precision=summary.precision,
+        run_url=_run_page(uri, run_id),
     )
+
+
+def _run_page(uri: str, run_id: str) -> str:
+    """The MLflow UI page of the run when the store is a server (best effort)."""
+    if not uri.startswith(("http://", "https://")):
+        return ""
+    try:
+        info = tracking.rest_get(uri, "runs/get", run_id=run_id)["run"]["info"]
+    except Exception:  # the page is a convenience: never fail a finished run over it
+        return ""
+    return tracking.run_url(uri, info["experiment_id"], run_id)
 
 
 def _best_checkpoint(result: Any) -> tuple[Any, int]:
@@ -255,22 +276,20 @@ def _best_checkpoint(result: Any) -> tuple[Any, int]:
     return checkpoint, int(metrics["epoch"])
 
 
-def _log_model(
-    checkpoint: Any, uri: str, run_id: str, best_epoch: int, notes: list[str]
-) -> float | None:
+def _log_model(checkpoint: Any, uri: str, run_id: str, best_epoch: int) -> float | None:
     """The best checkpoint as the run's model; its metrics are those of the best epoch."""
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(checkpoint.to_directory(tmp))
         try:
             seconds = tracking.log_model(uri, run_id, local, step=best_epoch).seconds
         except Exception as exc:  # training succeeded; a tracking failure must not undo it
-            notes.append(f"[yellow]MLflow model not logged ({type(exc).__name__}: {exc})[/]")
+            log.warning("MLflow model not logged (%s: %s)", type(exc).__name__, exc)
             return None
-    notes.append(f"MLflow model runs:/{run_id}/model logged in {seconds:.1f} s")
+    log.info("MLflow model runs:/%s/model logged in %.1f s", run_id, seconds)
     return seconds
 
 
-def _deliver_leftovers(uri: str, run_id: str, reported: int, notes: list[str]) -> int:
+def _deliver_leftovers(uri: str, run_id: str, reported: int) -> int:
     """Last delivery attempt from the driver for what rank 0 could not deliver."""
     if not reported:
         return 0
@@ -280,9 +299,8 @@ def _deliver_leftovers(uri: str, run_id: str, reported: int, notes: list[str]) -
         sink = tracking.MetricSink(uri, run_id, path, tracking.read_pending(path))
         left = sink.flush()
     if left:
-        notes.append(
-            f"[bold yellow]{left} metric values could not be delivered to MLflow; "
-            f"they are kept in {path}[/]"
+        log.warning(
+            "%d metric values could not be delivered to MLflow; they are kept in %s", left, path
         )
     return left
 

@@ -64,6 +64,10 @@ class LossDivergedError(Exception):
         return cls(f"loss became {shown}", epoch, step)
 
 
+# (step, steps, summed loss so far as a tensor, images so far) after each training step.
+StepHook = Callable[[int, int, torch.Tensor, int], None]
+
+
 @dataclass(frozen=True)
 class EpochStats:
     loss: float
@@ -113,19 +117,23 @@ class TrainSession:
         assert isinstance(net, GGLNet)  # built by build_session; DDP only wraps it
         return net
 
-    def train_epoch(self, epoch: int) -> EpochStats:
-        """One pass over this rank's shard; returns the mean loss and the phase's timing."""
+    def train_epoch(self, epoch: int, on_step: StepHook | None = None) -> EpochStats:
+        """One pass over this rank's shard; returns the mean loss and the phase's timing.
+        `on_step(step, steps, loss_sum, images)` follows each step (loss_sum stays a tensor:
+        the hook decides whether a host sync is worth it)."""
         self.model.train()
         self.sampler.set_epoch(epoch)
         self.dataset.set_epoch(epoch)  # per-epoch augmentation draws
         total, images = torch.zeros((), device=self.device), 0
-        start = time.perf_counter()
+        start, steps = time.perf_counter(), len(self.loader)
         for step, (batch_images, batch_masks) in enumerate(self.loader):
             loss = self._step(batch_images, batch_masks).detach()
             if not _finite_everywhere(torch.isfinite(loss)):
                 raise LossDivergedError.loss(loss.item(), epoch, step)
             total += loss * len(batch_images)
             images += len(batch_images)
+            if on_step is not None:
+                on_step(step + 1, steps, total, images)
         # A bounded loss (soft-IoU) can stay finite while the weights overflow: check them once
         # per epoch, before validation and the checkpoint.
         if not _finite_everywhere(_weights_finite(self.net)):

@@ -47,13 +47,15 @@ def build_trainer(
     storage: Storage | None = None,
     fault: FaultSpec | None = None,
     echo: bool = True,
+    progress: Any = None,
     cpus_per_worker: float = CPUS_PER_WORKER,
     run_config_kwargs: Mapping[str, Any] | None = None,
 ) -> TorchTrainer:
     """A TorchTrainer whose storage is `<storage>/<run_name>`.
 
     Fitting it again with the same `run_name` continues from that run's newest checkpoint
-    (this is how `--resume` works). `mlflow_run_id=None` disables per-epoch MLflow logging.
+    (this is how `--resume` works). `mlflow_run_id=None` disables per-epoch MLflow logging;
+    `progress`: the queue of `progress.progress_channel`, or None.
     """
     train = params.train
     storage = storage or resolve_storage(settings)
@@ -65,7 +67,12 @@ def build_trainer(
             pending_file=pending_file(mlflow_run_id),
         )
     loop = LoopConfig(
-        params=params, data_root=data_root.absolute(), tracking=tracking, fault=fault, echo=echo
+        params=params,
+        data_root=data_root.absolute(),
+        tracking=tracking,
+        fault=fault,
+        echo=echo,
+        progress=progress,
     )
     run_config = RunConfig(
         name=run_name,

@@ -47,3 +47,4 @@ class TuneResult(BaseModel):
     metric: str
     wall_s: float  # this invocation's Tuner.fit(), start-up included
     trials: list[TrialSummary]
+    best_trial_id: str = ""

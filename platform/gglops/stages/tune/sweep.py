@@ -4,6 +4,7 @@ whose trials are Ray Train runs, tracked as nested MLflow runs, resumable by nam
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import replace
@@ -16,7 +17,6 @@ from ray.tune import ExperimentAnalysis
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm, Searcher
 from ray.tune.search.optuna import OptunaSearch
-from rich.console import Console
 
 from gglops.adapters import tracking
 from gglops.adapters.raycluster import check_capacity, connect_ray
@@ -36,7 +36,9 @@ from gglops.stages.tune import mlflow_runs, sweep_files
 from gglops.stages.tune import space as spaces
 from gglops.stages.tune.result import TrialStatus, TrialSummary, TuneRequest, TuneResult
 from gglops.stages.tune.trial import EPOCHS_DONE, TrialContext, plain, run_trial
-from gglops.stages.tune.trial_lines import TrialLines
+from gglops.stages.tune.trial_lines import TrialHandler, TrialLines
+
+log = logging.getLogger(__name__)
 
 # The trial actor only waits on its Train controller; the Train workers hold the CPUs.
 TRIAL_CPUS = 0.1
@@ -56,7 +58,11 @@ class SweepInterruptedError(GGLOpsError):
     exit_code = 130
 
 
-def run_tuning(request: TuneRequest, settings: Settings) -> TuneResult:
+def run_tuning(
+    request: TuneRequest, settings: Settings, on_trial: TrialHandler | None = None
+) -> TuneResult:
+    """Run (or resume) the sweep; `on_trial` receives each trial's updates as they happen
+    (default: one logged line each)."""
     params = request.params
     space = spaces.checked_space(params)
     mode = spaces.metric_mode(params)
@@ -82,15 +88,14 @@ def run_tuning(request: TuneRequest, settings: Settings) -> TuneResult:
         parent_run_id=parent_id,
         lineage=lineage,
     )
-    console = Console()
-    console.print(f"[bold]sweep[/] {sweep}  parent run {parent_id}")
-    tuner = _tuner(request, ctx, storage, space, mode)
+    log.info("sweep %s  parent run %s", sweep, parent_id)
+    tuner = _tuner(request, ctx, storage, space, mode, on_trial)
     quiet_tune_output()
     start = time.perf_counter()
     grid = tuner.fit()
     wall_s = time.perf_counter() - start
     trials = _summaries(grid, ctx, mlflow_runs.child_runs(settings, parent_id), mode)
-    return _finish(request, settings, ctx, trials, wall_s, mode, console)
+    return _finish(request, settings, ctx, trials, wall_s, mode)
 
 
 def _finish(
@@ -100,11 +105,9 @@ def _finish(
     trials: list[TrialSummary],
     wall_s: float,
     mode: str,
-    console: Console,
 ) -> TuneResult:
     metric = ctx.params.tune.metric
     best = _best(trials, metric, mode)
-    console.print(sweep_files.trials_table(trials, metric, best.trial_id if best else None))
     mlflow_runs.close_children(settings, trials)
     if any(t.status == "unfinished" for t in trials):
         raise SweepInterruptedError(
@@ -117,11 +120,6 @@ def _finish(
     atomic_write(request.best_out, sweep_files.best_yaml(best.params))
     if request.plots:
         sweep_files.write_trial_plots(request.plots, trials, metric)
-    busy = sum(t.duration_s for t in trials)
-    console.print(
-        f"best trial {best.index}: {metric} {best.best[metric]:.4f} with {best.params}; "
-        f"wall {wall_s:.0f} s for {busy:.0f} s of trials ({busy / max(wall_s, 1e-9):.2f}×)"
-    )
     return TuneResult(
         best_params=best.params,
         best_metrics=best.best,
@@ -130,6 +128,7 @@ def _finish(
         metric=metric,
         wall_s=wall_s,
         trials=trials,
+        best_trial_id=best.trial_id,
     )
 
 
@@ -172,6 +171,7 @@ def _tuner(
     storage: Storage,
     space: dict[str, SearchDim],
     mode: str,
+    on_trial: TrialHandler | None = None,
 ) -> tune.Tuner:
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": TRIAL_CPUS})
     if request.resume:
@@ -208,7 +208,7 @@ def _tuner(
             storage_path=storage.path,
             storage_filesystem=storage.filesystem,
             verbose=0,  # Tune's 30-s tables and TensorBoard hints: TrialLines says it once
-            callbacks=[TrialLines(tp.epochs, tp.metric, mode)],
+            callbacks=[TrialLines(tp.epochs, tp.metric, mode, on_trial)],
         ),
     )
 

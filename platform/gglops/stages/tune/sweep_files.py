@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.table import Table
 
 from gglops.core.files import atomic_path, atomic_write
 from gglops.stages.tune.result import TrialSummary
 
-STATUS_STYLE = {"completed": "green", "stopped": "yellow", "error": "red", "unfinished": "dim"}
 STATUS_COLOR = {
     "completed": "tab:green",
     "stopped": "tab:orange",
@@ -49,25 +47,6 @@ def trials_csv(trials: list[TrialSummary], metric: str) -> str:
     return out.getvalue()
 
 
-def trials_table(trials: list[TrialSummary], metric: str, best_id: str | None) -> Table:
-    keys = sorted({k for t in trials for k in t.params})
-    table = Table(title=f"Tune trials (best {metric} per trial)")
-    for name in ("trial", *keys, "epochs", metric, "status", "s"):
-        table.add_column(name, justify="right")
-    for t in trials:
-        score = t.best.get(metric)
-        table.add_row(
-            str(t.index),
-            *(_fmt(t.params.get(k)) for k in keys),
-            str(t.epochs),
-            "-" if score is None else f"{score:.4f}",
-            f"[{STATUS_STYLE[t.status]}]{t.status}[/]",
-            f"{t.duration_s:.0f}",
-            style="bold" if t.trial_id == best_id else None,
-        )
-    return table
-
-
 def write_trial_plots(directory: Path, trials: list[TrialSummary], metric: str) -> None:
     """`tune_trials.csv` (DVC plot data) and `tune_trials.png` (curves and best per trial)."""
     atomic_write(directory / "tune_trials.csv", trials_csv(trials, metric))
@@ -92,7 +71,3 @@ def write_trial_plots(directory: Path, trials: list[TrialSummary], metric: str) 
     with atomic_path(directory / "tune_trials.png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)

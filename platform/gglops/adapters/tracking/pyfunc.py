@@ -55,5 +55,6 @@ class GGLNetPyfunc(PythonModel):
         return probs[..., :height, :width]
 
 
-if __name__ != "gglops.model.pyfunc":  # run by MLflow as model code; importing it changes nothing
+# Run by MLflow as model code it registers the model; imported as a module it changes nothing.
+if __name__ != "gglops.adapters.tracking.pyfunc":
     set_model(GGLNetPyfunc())

@@ -29,7 +29,7 @@ def print_champion(console: Console, summary: ChampionSummary) -> None:
     from gglops.core.metrics import metric_text
     from gglops.stages.summary import METRIC_TAGS
 
-    table = Table(title=f"gglnet {summary.alias}: version {summary.version}")
+    table = Table(title=f"{summary.model} {summary.alias}: version {summary.version}")
     table.add_column(f"metric ({summary.split} split, {summary.evaluated})")
     table.add_column("value", justify="right")
     for label, metric in METRIC_TAGS.items():

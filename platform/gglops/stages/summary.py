@@ -18,6 +18,7 @@ METRIC_TAGS = {"mIoU": "miou", "nIoU": "niou", "Pd": "pd", "Fa": "fa"}  # label 
 
 
 class ChampionSummary(BaseModel):
+    model: str  # the registered model's name (GGLOPS_REGISTERED_MODEL)
     version: str
     alias: str  # champion, or candidate when no version has been promoted
     run_id: str
@@ -53,6 +54,7 @@ def champion_summary(settings: Settings) -> ChampionSummary:
     size = tags.get("data_image_size")
     resized = tags.get("data_eval_protocol") == "resized"
     return ChampionSummary(
+        model=settings.registered_model,
         version=str(version["version"]),
         alias=alias,
         run_id=version["run_id"],

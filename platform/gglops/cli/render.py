@@ -103,6 +103,8 @@ class TrainProgress:
             self.bar.update(self.task, phase="validating")
 
     def _epoch(self, event: ProgressEvent) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, phase="")
         self.out.print(escape(event.text), highlight=False)
 
     def _note(self, event: ProgressEvent) -> None:

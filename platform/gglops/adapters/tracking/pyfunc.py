@@ -29,6 +29,10 @@ SIZE_MULTIPLE = 32  # as `gglops predict` pads (gglops.model.inference.MULTIPLE)
 class GGLNetPyfunc(PythonModel):
     """Loads the bundle from the model's artifacts; predicts probabilities at any size."""
 
+    # MLflow's switch for type-hint validation of `predict` (and its "add type hints" warning
+    # on every load): the model is validated by its explicit tensor signature (free N, H, W).
+    _skip_type_hint_validation = True
+
     def load_context(self, context: Any) -> None:
         import torch
 

@@ -154,7 +154,7 @@ def test_submit_started_with_sigint_ignored_says_how_to_stop_the_job(ray_head) -
     assert done.returncode == 0, done.stderr[-2000:]
     job_id = done.stderr.split("submitted ", 1)[1].split()[0]
     hint = f"stop it with: ray job stop --address {ray_head.dashboard_url} {job_id}"
-    assert "note: this process ignores SIGINT" in done.stderr and hint in done.stderr
+    assert "warning: this process ignores SIGINT" in done.stderr and hint in done.stderr
 
 
 def test_submit_ships_no_secret_unless_asked(tmp_path: Path) -> None:

@@ -32,3 +32,13 @@ def test_a_trial_is_finished_or_stopped_by_its_last_epoch_not_its_best(
     assert len(messages) == epochs_run + 1
     assert messages[0].startswith("trial-002 lr=0.00084  epoch 1/6  loss 0.5000  val_miou 0.1000")
     assert messages[-1] == f"trial-002 lr=0.00084  {verdict}: best val_miou 0.5800"
+
+
+def test_the_callback_pickles_without_its_renderer() -> None:
+    import pickle
+    import threading
+
+    lock = threading.RLock()  # what a live console holds: not picklable
+    lines = TrialLines(epochs=2, metric="val_miou", mode="max", on_update=lambda u: lock)
+    restored = pickle.loads(pickle.dumps(lines))
+    assert restored.on_update is None and restored.epochs == 2

@@ -51,6 +51,11 @@ class TrialLines(tune.Callback):
         self.last_epoch: dict[str, int] = {}
         self.loss: dict[str, float] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its callbacks into the sweep's state; a renderer (a live console) is
+        this process's only, so a restored sweep logs its lines instead."""
+        return self.__dict__ | {"on_update": None}
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
         epoch = int(result.get(EPOCHS_DONE, result.get("epoch", 0) + 1))
         score = float(result.get(self.metric, float("nan")))

@@ -104,7 +104,8 @@ def test_summary_without_a_champion_shows_the_candidate_and_its_verdict(
     settings = load_settings()
     version = register_run(runs["a"], settings).version
     code, out = gglops_cli(["summary"])
-    assert code == 0 and f"gglnet candidate: version {version}" in out, out
+    title = f"{settings.registered_model} candidate: version {version}"  # the model's own name
+    assert code == 0 and title in out, out
     assert "Not promoted  : not evaluated" in out, out
     promote_version(version, settings, Params(), data_root=None)  # the demo gates: refused
     code, out = gglops_cli(["summary"])

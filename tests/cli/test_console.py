@@ -1,7 +1,8 @@
-"""What `gglops train` shows a user: with no terminal (CI, a log file) two plain lines per
-epoch at most and none of Ray's chatter; on a terminal (a pseudo-terminal here) a live
-progress bar, then the epoch lines and the result block. Ray's lines go to its logs folder,
-named once. Each run starts its own local Ray, as a user's first run does."""
+"""What `gglops train` shows a user on a terminal (a pseudo-terminal here): a live progress
+bar, then the epoch lines and the result block, none of Ray's chatter; Ray's logs folder is
+named once. It starts its own local Ray, as a user's first run does. The console without a
+terminal (CI, `dvc repro` into a file) is held to its rules on the NUAA-SIRST pipeline's
+output (tests/system/test_pipelines_real.py) and on `gglops tune`'s (tests/stages)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import yaml
 from helpers.training import tiny_params
 
 BIN = Path(sys.executable).parent
-EPOCHS = 3
+EPOCHS = 2
 # Ray's own lines that used to reach the console: its Train INFO lines, actors' errors and
 # tracebacks, Tune's hints.
 NOISE = (
@@ -53,24 +54,6 @@ def _logs_named_once(output: str) -> Path:
 
 
 @pytest.mark.integration
-def test_without_a_terminal_train_prints_plain_lines_and_keeps_ray_in_its_logs(
-    train_cmd: tuple[list[str], dict[str, str]],
-) -> None:
-    cmd, env = train_cmd
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-3000:]
-    assert not [n for n in NOISE if n in output], output
-    assert "\x1b" not in output and "\r" not in output  # no bar redraws in a log
-    epoch_lines = [line for line in output.splitlines() if re.search(r"\bepoch \d+/\d+\b", line)]
-    assert len(epoch_lines) == EPOCHS, output  # one line per epoch, not Ray's three
-    assert re.search(r"^next: gglops register \w+$", output, re.M), output
-    logs = _logs_named_once(output)
-    worker_logs = "".join(p.read_text(errors="replace") for p in logs.glob("worker-*.out"))
-    assert "[gglops] epoch 1/3" in worker_logs  # Ray's side of the run is in its files
-
-
-@pytest.mark.integration
 def test_on_a_terminal_train_draws_a_progress_bar_then_the_epochs_and_the_result(
     train_cmd: tuple[list[str], dict[str, str]], tmp_path: Path
 ) -> None:
@@ -88,5 +71,6 @@ def test_on_a_terminal_train_draws_a_progress_bar_then_the_epochs_and_the_result
     assert not [n for n in NOISE if n in text], text[-3000:]
     for epoch in range(1, EPOCHS + 1):
         assert f"[gglops] epoch {epoch}/{EPOCHS}" in text
+    assert any(_logs_named_once(text).glob("worker-*.out"))  # Ray's lines are there
     tail = text.strip().splitlines()[-8:]
     assert any(line.startswith("next: gglops register") for line in tail), tail

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -190,7 +191,29 @@ def test_nuaa_sirst_pipeline_runs_on_the_published_files(project: Path, repros: 
     promotion = json.loads((pipeline / "outputs/registry/promotion.json").read_text())
     assert promotion["promoted"] is True, promotion
     _check_report(pipeline, model, done)
+    _check_console(done.stdout + done.stderr)
     print(f"nuaa-sirst: dvc repro done {repro.took_s:.0f} s after the three started")
+
+
+# Ray's own lines that must stay in its logs folder, off a user's console.
+RAY_NOISE = (
+    "Checkpoint successfully created", "Reporting training result", "core_worker",
+    "PreemptionWatcher", "PlacementGroupCleaner", "TrainController", "TensorBoard",
+    "Traceback", "(RayTrainWorker", "Trial status:",
+)  # fmt: skip
+
+
+def _check_console(output: str) -> None:
+    """`dvc repro` into a file, as CI sees it: tune's and train's plain lines, one per epoch,
+    none of Ray's, nothing redrawn; each Ray run names its logs folder, which holds its lines."""
+    assert not [noise for noise in RAY_NOISE if noise in output], output[-4000:]
+    assert "\r" not in output and "\x1b" not in output
+    assert len(re.findall(r"^\[gglops\] epoch \d+/1 ", output, re.M)) == 1, output[-4000:]
+    assert re.search(r"^trial-\S+ lr=\S+  epoch 1/1  loss ", output, re.M), output[-4000:]
+    logs = [Path(p) for p in re.findall(r"^logs: (\S+) ", output, re.M)]
+    assert len(logs) == 2, output[-4000:]  # tune's Ray, then train's
+    worker_out = "".join(f.read_text(errors="replace") for f in logs[1].glob("worker-*.out"))
+    assert "[gglops] epoch 1/1" in worker_out
 
 
 def _ran(done: subprocess.CompletedProcess[str]) -> set[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +82,11 @@ class Stack:
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self, names: Iterable[str] = ALL) -> list[UpResult]:
-        """Start what is not healthy yet, all at once, and wait for all of them together."""
+    def up(
+        self, names: Iterable[str] = ALL, on_ready: Callable[[UpResult], None] = lambda _: None
+    ) -> list[UpResult]:
+        """Start what is not healthy yet, all at once, and wait for all of them together;
+        `on_ready(result)` as each one is found running or becomes healthy."""
         names = list(names)
         self.config.ports.check(with_ray="ray" in names)
         self.config.stack_dir.mkdir(parents=True, exist_ok=True)
@@ -94,13 +97,14 @@ class Stack:
             if service.healthy():
                 action = "already running" if is_ours(self.record(name)) else "running (not ours)"
                 results[name] = UpResult(name, service.url, action, 0.0)
+                on_ready(results[name])
             else:
                 to_start.append(self._check_free(service))
         launches: list[Launch] = []
         try:
             for service in to_start:
                 launches.append(self._launch(service))
-            ready = self._await_all(launches)
+            ready = self._await_all(launches, on_ready)
         except BaseException:
             # Roll back: a half-up stack would be mistaken for a working one next time.
             for launch in launches:
@@ -126,7 +130,9 @@ class Stack:
         PidRecord(proc.pid, service.marker).save(self._pidfile(service.name))
         return Launch(service, proc, time.monotonic())
 
-    def _await_all(self, launches: list[Launch]) -> dict[Launch, float]:
+    def _await_all(
+        self, launches: list[Launch], on_ready: Callable[[UpResult], None]
+    ) -> dict[Launch, float]:
         """Poll every launch until healthy; a dead or slow one is stopped and reported."""
         pending, ready = list(launches), {}
         while pending:
@@ -135,6 +141,8 @@ class Stack:
                     launch.service.after_healthy()
                     ready[launch] = launch.elapsed()
                     pending.remove(launch)
+                    service = launch.service
+                    on_ready(UpResult(service.name, service.url, "started", ready[launch]))
                 elif problem := launch.problem():
                     self.stop(launch.service.name)  # leave nothing half-started behind
                     log = self.log(launch.service.name)

@@ -115,3 +115,35 @@ def test_the_sweep_is_a_live_table_on_a_terminal_and_plain_lines_elsewhere() -> 
             assert "best val_miou" in text and "finished" in text and "2/2" in text, text
         else:
             assert text.splitlines() == [_update("running", 1).text, _update("finished", 2).text]
+
+
+def test_count_bar_draws_on_a_terminal_and_leaves_the_work_its_own_lines_elsewhere() -> None:
+    from gglops.cli.render import count_bar
+
+    plain = io.StringIO()
+    with count_bar(Console(file=plain, force_terminal=False), "hashing /data") as count:
+        assert count is None  # the work logs its own occasional lines instead
+    assert plain.getvalue() == ""
+    drawn = io.StringIO()
+    with count_bar(Console(file=drawn, force_terminal=True, width=100), "hashing /data") as count:
+        assert count is not None
+        for done in range(1, 5):
+            count(done, 4)
+    assert "hashing /data" in drawn.getvalue() and "4/4" in drawn.getvalue()
+
+
+def test_phases_are_plain_lines_without_a_terminal_and_a_spinner_on_one() -> None:
+    from gglops.cli.render import phases
+
+    plain = io.StringIO()
+    with phases(Console(file=plain, force_terminal=False, width=200), "promote") as phase:
+        phase("evaluating candidate v3")
+        phase("uploading to s3://gglops/models/gglnet/3")
+    assert plain.getvalue().splitlines() == [
+        "promote: evaluating candidate v3",
+        "promote: uploading to s3://gglops/models/gglnet/3",
+    ]
+    drawn = io.StringIO()
+    with phases(Console(file=drawn, force_terminal=True, width=100), "promote") as phase:
+        phase("exporting v3 to ONNX")
+    assert "\x1b[" in drawn.getvalue()  # redrawn in place, not a line per phase

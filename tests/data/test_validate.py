@@ -210,3 +210,18 @@ def test_cli_ambiguous_mask_is_one_line_and_exit_2(
     problem, summary = output.strip().splitlines()
     assert problem.startswith(f"{path}: ambiguous mask: ") and "grey-level" in problem
     assert summary == f"1 problem(s) in {root}"
+
+
+def test_progress_counts_every_sample_once_up_to_the_total(synth_data: Path) -> None:
+    from gglops.data.manifest import build_manifest
+
+    checked: list[tuple[int, int]] = []
+    report = validate_dataset(
+        synth_data, progress=lambda done, total: checked.append((done, total))
+    )
+    samples = sum(stats.images for stats in report.stats.values())
+    assert report.ok and samples > 0
+    assert checked == [(i, samples) for i in range(1, samples + 1)]
+    hashed: list[tuple[int, int]] = []
+    manifest = build_manifest(synth_data, progress=lambda done, total: hashed.append((done, total)))
+    assert hashed == [(i, len(manifest.files)) for i in range(1, len(manifest.files) + 1)]

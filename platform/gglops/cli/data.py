@@ -60,24 +60,12 @@ def fetch(
 ) -> None:
     """Fetch a public dataset at its pinned commit: every file checked against the committed
     sha256 list; OUT appears whole or not at all (an OUT already holding it is a no-op)."""
-    from rich.console import Console
-
+    from gglops.cli.render import count_bar, errors
     from gglops.data.fetch import fetch_dataset
 
-    errors = Console(stderr=True, highlight=False)
-    if not errors.is_terminal:
-        result = fetch_dataset(name, out, source or None)
-    else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, TimeRemainingColumn(), console=errors, transient=True) as bar:
-            task = bar.add_task(f"fetching {name}", total=None)
-
-            def advance(done: int, total: int, relpath: str) -> None:
-                bar.update(task, completed=done, total=total)
-
-            result = fetch_dataset(name, out, source or None, progress=advance)
+    with count_bar(errors(), f"fetching {name}") as count:
+        tick = None if count is None else (lambda done, total, _path: count(done, total))
+        result = fetch_dataset(name, out, source or None, progress=tick)
     typer.echo(_fetch_line(result))
 
 
@@ -126,10 +114,13 @@ def validate(
 ) -> int:
     """Check every image, mask and split entry; exit 2 with one line per problem (an
     ambiguous mask too). Clean: target counts per split, a warning for a split without any."""
+    from gglops.cli.render import count_bar, errors
     from gglops.data.validate import validate_dataset
 
     layout, split, custom = _dataset(params_file, layout, split)
-    return _show_validation(root, validate_dataset(root, layout, split, custom))
+    with count_bar(errors(), f"validating {root}") as count:
+        report = validate_dataset(root, layout, split, custom, progress=count)
+    return _show_validation(root, report)
 
 
 def _show_validation(root: Path, report: ValidationReport) -> int:
@@ -172,11 +163,17 @@ def manifest(
     params_file: ParamsOpt = None,
 ) -> None:
     """Per-file sha256 and split checksums: the data's identity."""
+    from gglops.cli.render import count_bar, errors
     from gglops.data.manifest import build_manifest
 
     layout, split, custom = _dataset(params_file, layout, split)
-    found = build_manifest(root, layout=layout, split=split, custom=custom)
+    with count_bar(errors(), f"hashing {root}") as count:
+        found = build_manifest(root, layout=layout, split=split, custom=custom, progress=count)
     write_json(out, found.model_dump(mode="json"))
+    counts = ", ".join(f"{name} {n}" for name, n in found.counts.items())
+    typer.echo(
+        f"{out}: {len(found.files)} files ({counts}), data_hash {found.data_hash[:12]}…", err=True
+    )
 
 
 def register(app: typer.Typer) -> None:

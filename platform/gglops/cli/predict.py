@@ -21,10 +21,13 @@ def predict(
     numbered in the order given (img-1, img-2), so every image keeps its own result; each line
     printed names the files written. Nothing is written when --out is a file or an image is
     unreadable."""
+    from gglops.cli.render import count_bar, errors
     from gglops.core.settings import load_settings
     from gglops.stages.predict import predict_images
 
-    done = predict_images(model, images, out, load_settings().mlflow_tracking_uri)
+    uri = load_settings().mlflow_tracking_uri
+    with count_bar(errors(), f"predicting with {model}") as count:
+        done = predict_images(model, images, out, uri, progress=count)
     for result in done:
         typer.echo(f"{result.image}: {result.targets} target(s) → {result.mask}, {result.overlay}")
     if renamed := [r for r in done if r.mask.name != f"{r.image.stem}_mask.png"]:

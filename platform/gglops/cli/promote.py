@@ -36,11 +36,14 @@ def promote(
 
     Exit 1 when a gate says no, unless --record: a pipeline records the decision (a metric
     that `dvc exp show` lists) instead of failing its stage."""
+    from gglops.cli.render import phases
     from gglops.core.params import resolve
     from gglops.core.settings import load_settings
     from gglops.stages.promote import promote_version
 
-    decision = promote_version(version, load_settings(), resolve(params, sets=set_), data_root=data)
+    settings, resolved = load_settings(), resolve(params, sets=set_)
+    with phases(_stderr(), "promote") as phase:
+        decision = promote_version(version, settings, resolved, data_root=data, phase=phase)
     print_decision(_stderr(), decision)
     write_json(out, decision.model_dump(mode="json"))
     if record is not None:

@@ -3,7 +3,8 @@ elsewhere (CI, `dvc repro` into a file, a Ray job's log), and the block that end
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,38 @@ STATE_STYLE = {"running": "cyan", "finished": "green", "stopped": "yellow", "fai
 def console() -> Console:
     """The result console: stdout, no syntax highlighting of numbers and paths."""
     return Console(highlight=False, soft_wrap=True)
+
+
+def errors() -> Console:
+    """The progress console: stderr, so stdout stays what a pipeline or a script reads."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+Count = Callable[[int, int], None]  # (done, total): how far a counted task has gone
+
+
+@contextmanager
+def count_bar(out: Console, label: str) -> Iterator[Count | None]:
+    """A transient bar (label, bar, done/total, ETA) for work counted in files or images, on
+    a terminal. Elsewhere None: the work logs its own occasional lines, if any."""
+    if not out.is_terminal:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=out, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@contextmanager
+def phases(out: Console, label: str) -> Iterator[Callable[[str], None]]:
+    """Names each phase of a multi-step command as it starts: a spinner line redrawn in
+    place on a terminal, one plain `label: phase` line each elsewhere."""
+    if not out.is_terminal:
+        yield lambda phase: out.print(f"{label}: {escape(phase)}")
+        return
+    with out.status(label) as status:
+        yield lambda phase: status.update(f"{escape(label)}: {escape(phase)}")
 
 
 class TrainProgress:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,11 +33,29 @@ def _names(no_ray: bool) -> list[str]:
     return ["s3", "mlflow"] if no_ray else ["s3", "mlflow", "ray"]
 
 
-def _up_table(results: list[UpResult]) -> Table:
-    table = Table("service", "URL", "result", "seconds")
-    for r in results:
-        table.add_row(r.name, r.url, r.action, f"{r.seconds:.1f}")
-    return table
+def _up_line(result: UpResult) -> str:
+    seconds = f"{result.seconds:5.1f} s" if result.action == "started" else ""
+    return f"{result.name:<7} {result.action:<19} {result.url:<28} {seconds}".rstrip()
+
+
+@contextmanager
+def _waiting(names: list[str]) -> Iterator[Callable[[UpResult], None]]:
+    """Prints each service's line as it becomes ready; on a terminal a spinner below names
+    the ones still starting."""
+    pending = list(names)
+    status = _console.status(f"starting {', '.join(pending)}") if _console.is_terminal else None
+
+    def ready(result: UpResult) -> None:
+        _console.print(_up_line(result))
+        pending.remove(result.name)
+        if status is not None and pending:
+            status.update(f"starting {', '.join(pending)}")
+
+    if status is None:
+        yield ready
+        return
+    with status:
+        yield ready
 
 
 @stack_app.command("up")
@@ -43,11 +63,11 @@ def up(no_ray: NoRay = False) -> None:
     """Start SeaweedFS S3, mlflow server and a Ray head (idempotent)."""
     from devstack.dvc import configure_local_remote
 
-    stack = _stack()
-    results = stack.up(_names(no_ray))
+    stack, names = _stack(), _names(no_ray)
+    with _waiting(names) as ready:
+        stack.up(names, on_ready=ready)
     for note in stack.notes:
         _errors.print(note, soft_wrap=True)
-    _console.print(_up_table(results))
     if configure_local_remote(Path.cwd(), stack):
         _console.print("DVC remote 'store': endpoint and keys written to .dvc/config.local")
     _console.print(f'State and logs in {stack.config.stack_dir}; eval "$(gglops stack env)"')

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -50,8 +51,16 @@ def _index_files(index: DatasetIndex) -> list[Path]:
     return sorted({p.relative_to(index.root) for p in paths} | set(index.split_files))
 
 
-def manifest_of(index: DatasetIndex) -> DataManifest:
-    files = {p.as_posix(): _file_hash(index.root / p) for p in _index_files(index)}
+def manifest_of(
+    index: DatasetIndex, progress: Callable[[int, int], None] | None = None
+) -> DataManifest:
+    """Every file hashed; `progress(done, total)` after each one."""
+    paths = _index_files(index)
+    files: dict[str, str] = {}
+    for done, path in enumerate(paths, start=1):
+        files[path.as_posix()] = _file_hash(index.root / path)
+        if progress is not None:
+            progress(done, len(paths))
     splits = {
         name: _split_summary([s.stem for s in samples]) for name, samples in index.splits.items()
     }
@@ -75,5 +84,6 @@ def build_manifest(
     layout: str = "auto",
     split: str | None = None,
     custom: CustomLayout | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DataManifest:
-    return manifest_of(resolve_layout(Path(root), layout, split, custom))
+    return manifest_of(resolve_layout(Path(root), layout, split, custom), progress)

@@ -144,21 +144,28 @@ def _split_problems(index: DatasetIndex) -> list[Problem]:
     return problems
 
 
-def validate_index(index: DatasetIndex) -> ValidationReport:
+def validate_index(
+    index: DatasetIndex, progress: Callable[[int, int], None] | None = None
+) -> ValidationReport:
+    """Every pair opened and checked; `progress(done, total)` after each sample."""
     report = ValidationReport(root=index.root, layout=index.layout, split=index.split)
     report.problems.extend(_split_problems(index))
     checked: set[Path] = set()
+    total, done = sum(len(samples) for samples in index.splits.values()), 0
     for name, samples in index.splits.items():
         stats = report.stats.setdefault(name, SplitStats(_split_file(index, name)))
         for sample in samples:
-            if sample.image in checked:
-                continue  # a stem in both splits is reported once, not checked twice
-            checked.add(sample.image)
-            result = check_pair(sample)
-            if isinstance(result, list):
-                report.problems.extend(result)
-            else:
-                stats.add(result)
+            done += 1
+            # A stem in both splits is reported once (_split_problems), not checked twice.
+            if sample.image not in checked:
+                checked.add(sample.image)
+                result = check_pair(sample)
+                if isinstance(result, list):
+                    report.problems.extend(result)
+                else:
+                    stats.add(result)
+            if progress is not None:
+                progress(done, total)
     return report
 
 
@@ -167,13 +174,14 @@ def validate_dataset(
     layout: str = "auto",
     split: str | None = None,
     custom: CustomLayout | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ValidationReport:
     """Never raises for a dataset problem: a layout that cannot be read is a problem too."""
     try:
         index = resolve_layout(Path(root), layout, split, custom)
     except DataError as exc:
         return ValidationReport(root=Path(root), problems=[_layout_problem(exc, Path(root))])
-    return validate_index(index)
+    return validate_index(index, progress)
 
 
 def _layout_problem(exc: DataError, root: Path) -> Problem:

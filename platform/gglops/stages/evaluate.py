@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -172,11 +172,17 @@ def check_image_sizes(samples: Sequence, max_pixels: int) -> None:
             )
 
 
-def evaluate_split(fn: ProbFn, test: EvalSplit, max_pixels: int | None = None) -> Evaluation:
+def evaluate_split(
+    fn: ProbFn,
+    test: EvalSplit,
+    max_pixels: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
     """One pass of `fn` over `test`, at original size or (test.size set) resized.
 
     At original size, images above `max_pixels` (default: the GGLOPS_MAX_IMAGE_PIXELS
-    setting) are refused first; a pass longer than PROGRESS_EVERY_S reports progress."""
+    setting) are refused first. `progress(done, total)` after each image; without it, a
+    pass longer than PROGRESS_EVERY_S logs a line now and then."""
     samples = test.index.test
     if test.size is None:
         if max_pixels is None:
@@ -187,6 +193,9 @@ def evaluate_split(fn: ProbFn, test: EvalSplit, max_pixels: int | None = None) -
     evaluation, start, said = Evaluation(), time.monotonic(), 0.0
     for i, (image, mask, _stem) in enumerate(test.dataset, start=1):
         evaluation.add(predict_probs(fn, image), mask.numpy().reshape(mask.shape[-2:]))
+        if progress is not None:
+            progress(i, len(samples))
+            continue
         elapsed = time.monotonic() - start
         if elapsed - said >= PROGRESS_EVERY_S and i < len(samples):
             said = elapsed
@@ -203,19 +212,26 @@ def evaluate_model(
     tracking_uri: str | None = None,
     layout: str | None = None,
     split: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Metrics of `model` on the test split of `data_root` (layout/split default to params),
     under `params.data.eval_protocol`."""
     layout = layout or params.data.layout
     split = split if split is not None else params.data.split
     test = EvalSplit.load(Path(data_root), layout, split, params.data.eval_size, params.data.custom)
-    result = score(prob_fn_for(model, tracking_uri), test, str(model), plots_dir)
+    result = score(prob_fn_for(model, tracking_uri), test, str(model), plots_dir, progress)
     return result.model_copy(update={"model_selection": params.data.selection})
 
 
-def score(fn: ProbFn, test: EvalSplit, model: str, plots_dir: Path | None = None) -> EvalResult:
+def score(
+    fn: ProbFn,
+    test: EvalSplit,
+    model: str,
+    plots_dir: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
     """Evaluate `fn` on `test` → EvalResult (and DVC plot data in `plots_dir`)."""
-    evaluation = evaluate_split(fn, test)
+    evaluation = evaluate_split(fn, test, progress=progress)
     if plots_dir is not None:
         write_eval_plots(evaluation, plots_dir)
     result = result_of(evaluation, test, model)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -126,10 +126,15 @@ def predict_one(fn: ProbFn, image_path: Path, out: Path, name: str | None = None
 
 
 def predict_images(
-    model: str | Path, images: Sequence[Path], out: Path, tracking_uri: str | None = None
+    model: str | Path,
+    images: Sequence[Path],
+    out: Path,
+    tracking_uri: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Prediction]:
     """Masks (0/255) and overlays into `out` for every image, from a checkpoint or ONNX file;
-    images sharing a stem get numbered names (`result_names`)."""
+    images sharing a stem get numbered names (`result_names`); `progress(done, total)` after
+    each image."""
     from gglops.data.io import open_image
     from gglops.stages.evaluate import prob_fn_for
 
@@ -140,6 +145,9 @@ def predict_images(
     names = result_names(images)
     _check_no_input_overwritten(images, out, names)
     fn = prob_fn_for(model, tracking_uri)
-    return [
-        predict_one(fn, Path(path), out, name) for path, name in zip(images, names, strict=True)
-    ]
+    predictions = []
+    for path, name in zip(images, names, strict=True):
+        predictions.append(predict_one(fn, Path(path), out, name))
+        if progress is not None:
+            progress(len(predictions), len(images))
+    return predictions

@@ -20,7 +20,7 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -152,8 +152,10 @@ def promote_version(
     settings: Settings,
     params: Params,
     data_root: Path | None = None,
+    phase: Callable[[str], None] = lambda _: None,
 ) -> PromotionDecision:
-    """Gate `version` (default: alias candidate) against the champion; on pass release it."""
+    """Gate `version` (default: alias candidate) against the champion; on pass release it.
+    `phase(name)` as each part (loading, evaluating, exporting, uploading) starts."""
     reg = ModelRegistry.open(settings)
     version = version or reg.alias(CANDIDATE)
     if version is None:
@@ -168,14 +170,15 @@ def promote_version(
             version,
         )
     # Decoded and hashed once: both evaluations and the ONNX parity check read this.
+    phase(f"reading the test split of {data.root}")
     test = EvalSplit.load(data.root, data.layout, data.split, data.eval_size, data.custom)
     _check_same_data(test, data, version)
     store = ArtifactStore(settings)
     with _promotion_lease(reg, store), tempfile.TemporaryDirectory(prefix="gglops-") as tmp:
-        decision, model, cand = _decide(reg, version, test, params.gates, Path(tmp))
+        decision, model, cand = _decide(reg, version, test, params.gates, Path(tmp), phase)
         _record_gates(reg, decision)
         if decision.passed:
-            release = publish_release(reg, store, version, model, test, cand.scores())
+            release = publish_release(reg, store, version, model, test, cand.scores(), phase)
             decision = decision.model_copy(
                 update={"onnx_uri": release.onnx_uri, "onnx_sha256": release.sha256}
             )
@@ -184,15 +187,22 @@ def promote_version(
 
 
 def _decide(
-    reg: ModelRegistry, version: str, test: EvalSplit, gates: GateParams, tmp: Path
+    reg: ModelRegistry,
+    version: str,
+    test: EvalSplit,
+    gates: GateParams,
+    tmp: Path,
+    phase: Callable[[str], None],
 ) -> tuple[PromotionDecision, Any, EvalResult]:
     """Evaluate candidate and champion on `test`, apply the gates (changes nothing).
     Returns the decision, the candidate's loaded model and its result."""
     champion = reg.alias(CHAMPION)
+    phase(f"evaluating candidate v{version} on {len(test.index.test)} test images")
     model = reg.load_model(version, tmp / "candidate")
     cand = _evaluate(model, test, f"models:/{reg.name}/{version}")
     champ = None
     if champion is not None and champion != version:
+        phase(f"evaluating champion v{champion}")
         champ_model = reg.load_model(champion, tmp / "champion")
         champ = _evaluate(champ_model, test, f"models:/{reg.name}/{champion}")
     checks = check_gates(Scores(**cand.scores()), _scores(champ), gates)

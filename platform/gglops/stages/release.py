@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,19 +113,22 @@ def publish_release(
     model: Any,
     test: EvalSplit,
     metrics: dict[str, float],
+    phase: Callable[[str], None] = lambda _: None,
 ) -> Release:
     """Export `model` (the version's, loaded) + parity on `test` at original size, publish to
-    S3, log on the run, tag the version."""
+    S3, log on the run, tag the version; `phase(name)` as each part starts."""
     from gglops.adapters.tracking import log_onnx
     from gglops.model.export import build_artifact
 
     mv = reg.version(version)
     with tempfile.TemporaryDirectory(prefix="gglops-onnx-") as tmp:
         source = f"test split of {test.index.root}"
+        phase(f"exporting v{version} to ONNX, parity on {len(test.index.test)} test images")
         artifact = build_artifact(model, Path(tmp) / "model.onnx", test.originals(), source)
         manifest = _manifest(reg.name, mv, artifact, metrics)
         prefix = RELEASE_PREFIX.format(model=reg.name, version=version)
         body = manifest.model_dump_json(indent=2).encode()
+        phase(f"uploading to {store.url(prefix)}")
         outcome = publish(store, prefix, artifact.path, artifact.sha256, body)
         if outcome.uploaded:
             log_onnx(reg.uri, mv.run_id, artifact.path)

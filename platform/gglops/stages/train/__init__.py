@@ -2,13 +2,12 @@
 `gglops tune`). Importing this package pulls in ray and torch: the CLI does it lazily."""
 
 from gglops.adapters.raystorage import Storage, resolve_storage
-from gglops.stages.train.loop_config import EpochRecord, FaultSpec, LoopConfig, WorkerSummary
+from gglops.stages.train.loop_config import EpochRecord, LoopConfig, WorkerSummary
 from gglops.stages.train.runner import TrainRequest, TrainResult, run_training
 from gglops.stages.train.trainer import build_trainer
 
 __all__ = [
     "EpochRecord",
-    "FaultSpec",
     "LoopConfig",
     "Storage",
     "TrainRequest",

@@ -64,8 +64,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     history = list(restored.history)
     stopped = None
     for epoch in range(restored.next_epoch, epochs):
-        if cfg.fault:
-            cfg.fault.maybe_fire(rank, epoch)
         try:
             record = _run_epoch(session, epoch, reporter)
         except LossDivergedError as exc:

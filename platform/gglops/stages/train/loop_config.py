@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from gglops.core.params import Params
-
-# Fault injection for reliability tests: "RANK:EPOCH:MARKER" makes worker RANK exit hard at
-# the start of EPOCH, once (the MARKER file records that it happened).
-FAULT_ENV = "GGLOPS_FAULT_INJECT"
-
-
-class FaultSpec(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    rank: int
-    epoch: int
-    marker: Path
-
-    @classmethod
-    def from_env(cls) -> FaultSpec | None:
-        raw = os.environ.get(FAULT_ENV)
-        if not raw:
-            return None
-        rank, epoch, marker = raw.split(":", 2)
-        return cls(rank=int(rank), epoch=int(epoch), marker=Path(marker))
-
-    def maybe_fire(self, rank: int, epoch: int) -> None:
-        if (rank, epoch) == (self.rank, self.epoch) and not self.marker.exists():
-            self.marker.write_text(f"rank {rank} killed at epoch {epoch}\n")
-            os._exit(1)
 
 
 class TrackingTarget(BaseModel):
@@ -52,7 +26,6 @@ class LoopConfig(BaseModel):
     params: Params
     data_root: Path
     tracking: TrackingTarget | None = None
-    fault: FaultSpec | None = None
     echo: bool = True  # rank 0 prints one line per epoch to its stdout (the worker's log)
     progress: Any = None  # a ray.util.queue.Queue the driver drains (`progress_channel`)
 

@@ -27,7 +27,7 @@ from gglops.core.errors import DataError, RunError, UsageError, first_line
 from gglops.core.params import Params
 from gglops.core.settings import Settings
 from gglops.stages.train.checkpointing import checkpoint_bytes
-from gglops.stages.train.loop_config import EpochRecord, FaultSpec, WorkerSummary
+from gglops.stages.train.loop_config import EpochRecord, WorkerSummary
 from gglops.stages.train.progress import ProgressHandler, progress_channel
 from gglops.stages.train.trainer import build_trainer, pending_file
 
@@ -127,7 +127,6 @@ def _train(
                 run_name,
                 mlflow_run_id=run_id,
                 storage=storage,
-                fault=FaultSpec.from_env(),
                 echo=request.echo,
                 progress=channel,
                 cpus_per_worker=params.train.cpus_per_worker,

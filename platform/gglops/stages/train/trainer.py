@@ -22,7 +22,7 @@ from gglops.adapters.raystorage import Storage, resolve_storage
 from gglops.core.params import Params
 from gglops.core.settings import Settings
 from gglops.stages.train.loop import CONFIG_KEY, train_loop_per_worker
-from gglops.stages.train.loop_config import FaultSpec, LoopConfig, TrackingTarget
+from gglops.stages.train.loop_config import LoopConfig, TrackingTarget
 
 PENDING_DIR = Path("outputs/mlflow-pending")
 TOKEN_KEY = "mlflow_tracking_token"
@@ -45,7 +45,6 @@ def build_trainer(
     mlflow_run_id: str | None,
     callbacks: Sequence[UserCallback] = (),
     storage: Storage | None = None,
-    fault: FaultSpec | None = None,
     echo: bool = True,
     progress: Any = None,
     cpus_per_worker: float = CPUS_PER_WORKER,
@@ -70,7 +69,6 @@ def build_trainer(
         params=params,
         data_root=data_root.absolute(),
         tracking=tracking,
-        fault=fault,
         echo=echo,
         progress=progress,
     )

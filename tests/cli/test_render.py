@@ -147,3 +147,15 @@ def test_phases_are_plain_lines_without_a_terminal_and_a_spinner_on_one() -> Non
     with phases(Console(file=drawn, force_terminal=True, width=100), "promote") as phase:
         phase("exporting v3 to ONNX")
     assert "\x1b[" in drawn.getvalue()  # redrawn in place, not a line per phase
+
+
+def test_quiet_leaves_out_progress(monkeypatch) -> None:
+    from gglops.cli.render import count_bar, phases
+
+    monkeypatch.setenv("GGLOPS_LOG_LEVEL", "WARNING")  # what --quiet sets
+    buffer = io.StringIO()
+    with phases(Console(file=buffer, force_terminal=False), "promote") as phase:
+        phase("evaluating candidate v3")
+    with count_bar(Console(file=buffer, force_terminal=True), "hashing /data") as count:
+        assert count is None
+    assert buffer.getvalue() == ""

@@ -3,6 +3,8 @@ elsewhere (CI, `dvc repro` into a file, a Ray job's log), and the block that end
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
@@ -45,11 +47,17 @@ def errors() -> Console:
 Count = Callable[[int, int], None]  # (done, total): how far a counted task has gone
 
 
+def _quiet() -> bool:
+    """--quiet (GGLOPS_LOG_LEVEL above INFO): results only, no progress."""
+    level = logging.getLevelName(os.environ.get("GGLOPS_LOG_LEVEL", "INFO").upper())
+    return isinstance(level, int) and level > logging.INFO
+
+
 @contextmanager
 def count_bar(out: Console, label: str) -> Iterator[Count | None]:
     """A transient bar (label, bar, done/total, ETA) for work counted in files or images, on
-    a terminal. Elsewhere None: the work logs its own occasional lines, if any."""
-    if not out.is_terminal:
+    a terminal. Elsewhere (or --quiet) None: the work logs its own occasional lines, if any."""
+    if not out.is_terminal or _quiet():
         yield None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -61,7 +69,10 @@ def count_bar(out: Console, label: str) -> Iterator[Count | None]:
 @contextmanager
 def phases(out: Console, label: str) -> Iterator[Callable[[str], None]]:
     """Names each phase of a multi-step command as it starts: a spinner line redrawn in
-    place on a terminal, one plain `label: phase` line each elsewhere."""
+    place on a terminal, one plain `label: phase` line each elsewhere; nothing under --quiet."""
+    if _quiet():
+        yield lambda phase: None
+        return
     if not out.is_terminal:
         yield lambda phase: out.print(f"{label}: {escape(phase)}")
         return

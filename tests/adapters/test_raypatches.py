@@ -11,11 +11,12 @@ from gglops.adapters import raypatches
 
 
 def test_every_patched_ray_attribute_exists() -> None:
-    from ray._private import ray_constants
+    from ray._private import ray_constants, worker
     from ray.train.v2._internal.execution import context
     from ray.tune.execution import class_cache
 
     assert hasattr(ray_constants, "ENABLE_RAY_CLUSTER")
+    assert hasattr(worker, "_global_node")  # raypatches.ray_logs_dir reads it
     assert raypatches.PROPAGATED_CREDENTIALS & class_cache.ENV_VARS_TO_PROPAGATE
     # The report line is still logged under the file-path logger that the patch quiets.
     source = Path(context.__file__).read_text()

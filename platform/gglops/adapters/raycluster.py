@@ -9,7 +9,7 @@ from typing import Any
 
 import ray
 
-from gglops.adapters.raypatches import use_loopback_node_ip
+from gglops.adapters.raypatches import ray_logs_dir, use_loopback_node_ip
 from gglops.core.errors import ServiceError, UsageError, first_line
 from gglops.core.settings import Settings
 
@@ -78,13 +78,6 @@ def pin_ray_address() -> None:
 
 def _say(line: str) -> None:
     log.info(line)
-
-
-def ray_logs_dir() -> str | None:
-    """Where this machine's Ray node writes its driver, worker and system logs (the session's
-    `logs/`); None where Ray does not say."""
-    node = getattr(ray._private.worker, "_global_node", None)  # no public accessor in Ray 2.x
-    return node.get_logs_dir_path() if node is not None else None
 
 
 def _say_logs() -> None:

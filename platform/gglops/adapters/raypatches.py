@@ -19,6 +19,15 @@ PROPAGATED_CREDENTIALS = frozenset(
 )
 
 
+def ray_logs_dir() -> str | None:
+    """Where this machine's Ray node writes its driver, worker and system logs (the session's
+    `logs/`); None where Ray does not say. Ray 2.x has no public accessor for it."""
+    from ray._private import worker
+
+    node = getattr(worker, "_global_node", None)
+    return node.get_logs_dir_path() if node is not None else None
+
+
 def use_loopback_node_ip() -> None:
     """Agree with the stack's head, whose node IP is 127.0.0.1: without this Ray rewrites a
     127.0.0.1 address to the host's and cannot reach the loopback GCS. Ray reads the variable

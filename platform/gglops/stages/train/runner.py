@@ -12,7 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from gglops.adapters import tracking
-from gglops.adapters.raycluster import check_capacity, connect_ray, ray_logs_dir
+from gglops.adapters.raycluster import check_capacity, connect_ray
+from gglops.adapters.raypatches import ray_logs_dir
 from gglops.adapters.raystorage import (
     Storage,
     check_space,

@@ -139,6 +139,9 @@ class TrainParams(_Section):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = False  # NHWC activations: faster convolutions on GPUs (recipes)
     compile: bool = False  # torch.compile (inductor) of the training step
+    # Decay per step of an average of the weights that validation scores and checkpoints
+    # ship (stages/train/averaging.py); 0 scores the live weights, as the reference does.
+    ema: Annotated[float, Field(ge=0, lt=1)] = 0.0
     max_failures: Annotated[int, Field(ge=0)] = 2
     keep_checkpoints: Annotated[int, Field(gt=0)] = 2
     run_name: str = "gglnet"

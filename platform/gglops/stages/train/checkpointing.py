@@ -1,7 +1,8 @@
 """Checkpoint directory = model bundle + `train_state.pt` + `manifest.json` (docs/architecture.md).
 
 `train_state.pt` holds what it takes to continue exactly: optimizer, AMP scaler, LR
-scheduler, the epoch just finished, RNG states, the epoch history and any MLflow points
+scheduler, the live weights where the bundle holds their average (`train.ema`), the epoch
+just finished, RNG states, the epoch history and any MLflow points
 that could not be delivered yet (so an outage plus a crash still loses nothing).
 `manifest.json` (written last) lists every file with its size and sha256: Ray copies a
 checkpoint's files to storage in no set order, so a directory is complete only when all
@@ -51,12 +52,13 @@ class Restored:
     pending: list[MetricPoint]
 
 
-def checkpoint_bytes(width_mult: float) -> int:
-    """Rough size of one checkpoint: fp32 weights + Adam's two moments (3 × params × 4 B)."""
+def checkpoint_bytes(width_mult: float, averaged: bool = False) -> int:
+    """Rough size of one checkpoint: fp32 weights + Adam's two moments (3 × params × 4 B),
+    and the live weights beside their average where `train.ema` keeps one."""
     from gglnet import GGLNet
 
     params = sum(p.numel() for p in GGLNet(width_mult=width_mult).parameters())
-    return params * 4 * 3
+    return params * 4 * (4 if averaged else 3)
 
 
 def save_checkpoint(
@@ -66,7 +68,7 @@ def save_checkpoint(
     history: list[EpochRecord],
     pending: list[MetricPoint],
 ) -> None:
-    save_bundle(session.model, directory, session.width_mult)
+    save_bundle(session.scored, directory, session.width_mult)
     state = {
         "epoch": epoch,
         "optimizer": session.optimizer.state_dict(),
@@ -77,6 +79,9 @@ def save_checkpoint(
         "pending": [p.model_dump() for p in pending],
         "best_val_miou": max((r.val_miou for r in history), default=0.0),
     }
+    if session.average is not None:  # the bundle holds the average; training goes on live
+        state["live_weights"] = {k: v.detach().cpu() for k, v in session.net.state_dict().items()}
+        state["average"] = session.average.state_dict()
     with atomic_path(directory / TRAIN_STATE) as tmp:
         torch.save(state, tmp)
     files = {
@@ -139,8 +144,13 @@ def _files(directory: Path) -> list[Path]:
 
 def restore_checkpoint(directory: Path, session: TrainSession, *, restore_rng: bool) -> Restored:
     """Load weights and training state into `session`; RNG only where asked (rank 0's)."""
-    session.net.load_state_dict(load_bundle(directory).state_dict())
+    shipped = load_bundle(directory).state_dict()
     state = torch.load(directory / TRAIN_STATE, map_location="cpu", weights_only=False)
+    session.net.load_state_dict(state.get("live_weights", shipped))
+    if session.average is not None and "average" in state:
+        session.average.load_state_dict(state["average"], shipped)
+    elif session.average is not None:  # a checkpoint of a run without train.ema
+        session.average.load_state_dict({"updates": 0}, shipped)
     session.optimizer.load_state_dict(state["optimizer"])
     session.scaler.load_state_dict(state["scaler"])
     session.scheduler.load_state_dict(state["scheduler"])

@@ -75,9 +75,8 @@ def run_training(
     data_root, selection = _check_data(params)
     storage = resolve_storage(settings, request.storage_path)
     check_writable(storage)
-    check_space(
-        storage, checkpoint_bytes(params.model.width_mult) * (params.train.keep_checkpoints + 1)
-    )
+    one = checkpoint_bytes(params.model.width_mult, averaged=params.train.ema > 0)
+    check_space(storage, one * (params.train.keep_checkpoints + 1))
     tracking.probe_tracking_server(settings.mlflow_tracking_uri)
     run_name = _run_name(storage, params.train.run_name, request.resume)
     if request.resume:

@@ -25,6 +25,7 @@ from gglnet import LOSSES, GGLNet
 from gglops.core.metrics import IRSTDMetrics, MetricState
 from gglops.core.params import Params, TrainParams
 from gglops.model.bundle import unwrap
+from gglops.stages.train.averaging import WeightAverage
 from gglops.stages.train.precision import autocast, needs_scaler, resolve_precision
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class TrainSession:
     width_mult: float
     rank: int
     world_size: int
+    average: WeightAverage | None = None  # train.ema > 0
 
     @property
     def precision(self) -> str:
@@ -116,6 +118,12 @@ class TrainSession:
         net = unwrap(self.model)
         assert isinstance(net, GGLNet)  # built by build_session; DDP only wraps it
         return net
+
+    @property
+    def scored(self) -> nn.Module:
+        """The network that validation scores and checkpoints ship: the weight average where
+        `train.ema` keeps one, else the live network."""
+        return self.average.net if self.average else self.net
 
     def train_epoch(self, epoch: int, on_step: StepHook | None = None) -> EpochStats:
         """One pass over this rank's shard; returns the mean loss and the phase's timing.
@@ -158,6 +166,8 @@ class TrainSession:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update(self.net)
         return loss
 
     @torch.no_grad()
@@ -166,7 +176,7 @@ class TrainSession:
         shard, the sums are reduced."""
         from gglops.model.inference import predict_probs, torch_prob_fn
 
-        net = self.net
+        net = self.scored
         _sync_buffers(net)  # BN running stats as rank 0 has them (what the checkpoint holds)
         net.eval()
         metrics = IRSTDMetrics()
@@ -264,6 +274,7 @@ def build_session(
         # The training step only: validation runs the eager network (`net`), whose image
         # sizes vary and would recompile the graph for every new shape.
         model = torch.compile(model)  # type: ignore[assignment]  # a module in behaviour
+    average = WeightAverage(unwrap(model), train.ema) if train.ema > 0 else None
     optimizer = OPTIMIZERS[train.optimizer](
         model.parameters(), lr=train.lr, weight_decay=train.weight_decay
     )
@@ -284,4 +295,5 @@ def build_session(
         width_mult=params.model.width_mult,
         rank=rank,
         world_size=world_size,
+        average=average,
     )

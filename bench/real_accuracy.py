@@ -35,6 +35,8 @@ bench/real_accuracy.png.
 
     python -m bench.real_accuracy          # the full bench: 8 seeds × 2 trainers (~2 h)
     python -m bench.real_accuracy --seeds 0,1 --epochs 0   # 2 seeds, the recipe's 40 epochs
+    python -m bench.real_accuracy --set train.ema=0.99 --baseline-from OLD_WORK --work NEW
+        # a platform change against the baseline runs an earlier --work directory kept (~1 h)
     python -m bench.real_accuracy --smoke --out /tmp/real.json
         # smoke: 16 train / 8 val / 8 test images, 2 epochs, 32² patches, width 0.25 (~3 min)
 
@@ -405,6 +407,7 @@ def run_baseline(root: Path, recipe: Recipe, seed: int, work: Path) -> RunResult
     out = run / "result.json"
     cmd = [sys.executable, "-m", "bench.real_accuracy", "baseline", "--data", str(root)]
     cmd += ["--seed", str(seed), "--recipe-json", json.dumps(asdict(recipe)), "--out", str(out)]
+    (run / "recipe.json").write_text(json.dumps(asdict(recipe)))  # for --baseline-from
     threads = str(recipe.threads)
     env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     relay = _printer(f"baseline seed {seed}", re.compile(r"^(epoch \d+/\d+.*)$"), PREFIX)
@@ -413,6 +416,29 @@ def run_baseline(root: Path, recipe: Recipe, seed: int, work: Path) -> RunResult
     print(
         f"{PREFIX} baseline seed {seed}: {_result_text(result.test, result.best_epoch)}", flush=True
     )
+    return result
+
+
+def reuse_baseline(earlier: Path, recipe: Recipe, seed: int, work: Path) -> RunResult:
+    """The baseline run of `seed` that an earlier run of this bench left in its `--work`
+    directory `earlier` (the baseline reads none of the platform's settings, so a platform
+    change leaves it as it was). Refused unless it followed the same recipe."""
+    run = earlier / f"baseline-s{seed}"
+    try:
+        result = RunResult(**json.loads((run / "result.json").read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{run / 'result.json'}: no baseline run to reuse ({exc})") from exc
+    recorded = run / "recipe.json"
+    same = (
+        json.loads(recorded.read_text()) == asdict(recipe)
+        if recorded.is_file()
+        else len(result.curve) == recipe.epochs  # runs from before recipe.json: epochs only
+    )
+    if not same:
+        raise ValueError(f"{run}: an earlier baseline run of another recipe; run it again")
+    shutil.copytree(run, work / run.name)
+    print(f"{PREFIX} baseline seed {seed} (reused from {run}): "
+          f"{_result_text(result.test, result.best_epoch)}", flush=True)  # fmt: skip
     return result
 
 
@@ -557,6 +583,7 @@ class Config:
     smoke: bool = False
     plot: Path | None = PLOT
     work: Path | None = None  # keep data, logs and histories here (else a temp dir)
+    baseline_from: Path | None = None  # an earlier --work directory: its baseline runs reused
 
     @property
     def overrides(self) -> list[str]:
@@ -590,6 +617,9 @@ def protocol_of(
         "seeds": list(config.seeds),
         "threads_per_run": recipe.threads,
         "runs": "one at a time: per seed, platform then baseline",
+        "baseline_runs": f"reused from {config.baseline_from} (an earlier run of this bench)"
+        if config.baseline_from
+        else "run here",
         "pass_rule": f"platform mean test mIoU >= baseline mean - {TOLERANCE}",
     }
 
@@ -618,10 +648,14 @@ def measure(config: Config | None = None) -> dict[str, Any]:
             f"{protocol['precision_concrete']}, {recipe.threads} thread(s), one run at a time",
             flush=True,
         )
+        reused = {  # checked before any training starts
+            seed: reuse_baseline(config.baseline_from, recipe, seed, work)
+            for seed in (config.seeds if config.baseline_from else ())
+        }
         runs = []
         for seed in config.seeds:
             runs.append(run_platform(root, config.recipe, config.overrides, seed, work))
-            runs.append(run_baseline(root, recipe, seed, work))
+            runs.append(reused.get(seed) or run_baseline(root, recipe, seed, work))
     figures = figures_of(runs, protocol, time.perf_counter() - start)
     if config.plot is not None:
         title = (
@@ -652,6 +686,7 @@ def _config(args: argparse.Namespace) -> Config:
         smoke=args.smoke,
         plot=plot,
         work=args.work,
+        baseline_from=args.baseline_from,
     )
 
 
@@ -679,9 +714,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help=f"learning curves PNG (default {PLOT}; "
                         "with --smoke: next to --out, else none)")  # fmt: skip
     parser.add_argument("--work", type=Path, help="keep data, logs and histories here (new dir)")
+    parser.add_argument("--baseline-from", type=Path, help="an earlier run's --work dir: reuse "
+                        "its baseline runs (same recipe) and train the platform only")  # fmt: skip
     args = parser.parse_args(argv)
     config = _config(args)
-    return run_standalone(lambda: measure(config), PREFIX, args.out, hidden="real_detail")
+    try:
+        return run_standalone(lambda: measure(config), PREFIX, args.out, hidden="real_detail")
+    except ValueError as exc:  # a recipe the baseline cannot follow, a baseline not reusable
+        print(f"{PREFIX} {exc}", file=sys.stderr, flush=True)
+        return 2
 
 
 if __name__ == "__main__":

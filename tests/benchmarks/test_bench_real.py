@@ -162,3 +162,26 @@ def test_learning_curves_plot(tmp_path: Path) -> None:
     path = real.plot_curves(runs, tmp_path / "curves.png", "title")
     with Image.open(path) as img:
         assert img.format == "PNG" and img.width > 100
+
+
+def test_baseline_runs_are_reused_only_for_the_same_recipe(tmp_path: Path) -> None:
+    import json
+    from dataclasses import asdict, replace
+
+    recipe = real.Recipe.load(real.RECIPE, ["train.epochs=2"])
+    earlier = tmp_path / "earlier" / "baseline-s3"
+    earlier.mkdir(parents=True)
+    (earlier / "result.json").write_text(json.dumps(asdict(_run("baseline", 3, 0.4, [0.2, 0.3]))))
+    (earlier / "recipe.json").write_text(json.dumps(asdict(recipe)))
+    (tmp_path / "new").mkdir()
+    reused = real.reuse_baseline(earlier.parent, recipe, 3, tmp_path / "new")
+    assert (reused.trainer, reused.seed, reused.test["miou"]) == ("baseline", 3, 0.4)
+    assert (tmp_path / "new" / "baseline-s3" / "result.json").is_file()  # kept with the new run
+    with pytest.raises(ValueError, match="another recipe"):
+        real.reuse_baseline(earlier.parent, replace(recipe, lr=0.5), 3, tmp_path / "other")
+    with pytest.raises(ValueError, match="baseline-s4"):
+        real.reuse_baseline(earlier.parent, recipe, 4, tmp_path / "other")
+    # A run from before recipe.json: only its number of epochs can be checked.
+    (earlier / "recipe.json").unlink()
+    with pytest.raises(ValueError, match="another recipe"):
+        real.reuse_baseline(earlier.parent, replace(recipe, epochs=12), 3, tmp_path / "other")

@@ -432,7 +432,8 @@ def reuse_baseline(earlier: Path, recipe: Recipe, seed: int, work: Path) -> RunR
     same = (
         json.loads(recorded.read_text()) == asdict(recipe)
         if recorded.is_file()
-        else len(result.curve) == recipe.epochs  # runs from before recipe.json: epochs only
+        else (len(result.curve), result.extra.get("precision"))  # runs from before recipe.json
+        == (recipe.epochs, concrete_precision(recipe.precision))
     )
     if not same:
         raise ValueError(f"{run}: an earlier baseline run of another recipe; run it again")

@@ -181,7 +181,13 @@ def test_baseline_runs_are_reused_only_for_the_same_recipe(tmp_path: Path) -> No
         real.reuse_baseline(earlier.parent, replace(recipe, lr=0.5), 3, tmp_path / "other")
     with pytest.raises(ValueError, match="baseline-s4"):
         real.reuse_baseline(earlier.parent, recipe, 4, tmp_path / "other")
-    # A run from before recipe.json: only its number of epochs can be checked.
+    # A run from before recipe.json: its number of epochs and its precision are checked.
     (earlier / "recipe.json").unlink()
-    with pytest.raises(ValueError, match="another recipe"):
-        real.reuse_baseline(earlier.parent, replace(recipe, epochs=12), 3, tmp_path / "other")
+    old = _run("baseline", 3, 0.4, [0.2, 0.3])
+    old = replace(old, extra={"precision": real.concrete_precision(recipe.precision)})
+    (earlier / "result.json").write_text(json.dumps(asdict(old)))
+    assert real.reuse_baseline(earlier.parent, recipe, 3, tmp_path / "again").seed == 3
+    other_precision = "bf16" if real.concrete_precision(recipe.precision) == "fp32" else "fp32"
+    for other in (replace(recipe, epochs=12), replace(recipe, precision=other_precision)):
+        with pytest.raises(ValueError, match="another recipe"):
+            real.reuse_baseline(earlier.parent, other, 3, tmp_path / "other")

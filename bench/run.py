@@ -198,11 +198,12 @@ FIGURES: dict[str, Figure] = {
     },
     "real_miou_platform_minus_baseline": Figure(
         "real NUAA-SIRST (idx_427: 256 train / 85 val / 86 test), laptop recipe (width 0.5, "
-        "uniform 160² patches, batch 8, AdamW 1e-3 cosine ending at epoch 12, BCE + soft IoU summed "
-        "over the batch, 12 epochs, bf16 + channels_last where native): mean test mIoU of "
-        "`gglops train` + `gglops evaluate` (the authors' augmentation menu) minus a plain "
-        "torch loop (own PIL reader, flips only), seeds 0–7, model chosen on val, test at native resolution "
-        "(padded to 32, fp32), 2 threads each, one run at a time (bench/real_accuracy.py; "
+        "uniform 160² patches, batch 8, AdamW 1e-3 cosine ending at epoch 12, BCE + soft IoU "
+        "summed over the batch, 12 epochs, bf16 + channels_last where native): mean test mIoU "
+        "of `gglops train` + `gglops evaluate` (the authors' augmentation menu) minus a plain "
+        "torch loop (own PIL reader, flips only), seeds 0–7, model chosen on val, test at "
+        "native resolution (padded to 32, fp32), 2 threads each, one run at a time "
+        "(bench/real_accuracy.py; "
         "curves in bench/real_accuracy.png)",
         AT_LEAST(-0.02),
     ),

@@ -7,7 +7,7 @@ are kept, and every figure carries its own timestamp and machine. `--with-demo` 
 `make demo` on a fresh clone (~10 min); without it the demo figure comes from the last
 recorded timing (bench/demo_timing.json), with its source. The accuracy bench (~25 min)
 trains GGL-Net with `gglops train` and with a plain torch loop; a collapsed run fails it.
-The real_accuracy bench (~3 h) does the same on the real NUAA-SIRST with the laptop
+The real_accuracy bench (~2.4 h) does the same on the real NUAA-SIRST with the laptop
 recipe; a platform more than 0.02 test mIoU below the plain loop fails it.
 The seeds bench (`--only seeds`, 16 runs of 30 epochs: hours on 2 cores, so not in the
 default set) holds the platform against an authors-like loop over 8 seeds. The train_step

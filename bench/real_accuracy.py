@@ -406,8 +406,9 @@ def run_baseline(root: Path, recipe: Recipe, seed: int, work: Path) -> RunResult
     run.mkdir()
     out = run / "result.json"
     cmd = [sys.executable, "-m", "bench.real_accuracy", "baseline", "--data", str(root)]
-    cmd += ["--seed", str(seed), "--recipe-json", json.dumps(asdict(recipe)), "--out", str(out)]
-    (run / "recipe.json").write_text(json.dumps(asdict(recipe)))  # for --baseline-from
+    recipe_json = json.dumps(asdict(recipe))
+    cmd += ["--seed", str(seed), "--recipe-json", recipe_json, "--out", str(out)]
+    (run / "recipe.json").write_text(recipe_json)  # for --baseline-from
     threads = str(recipe.threads)
     env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     relay = _printer(f"baseline seed {seed}", re.compile(r"^(epoch \d+/\d+.*)$"), PREFIX)

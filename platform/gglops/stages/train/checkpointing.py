@@ -147,10 +147,8 @@ def restore_checkpoint(directory: Path, session: TrainSession, *, restore_rng: b
     shipped = load_bundle(directory).state_dict()
     state = torch.load(directory / TRAIN_STATE, map_location="cpu", weights_only=False)
     session.net.load_state_dict(state.get("live_weights", shipped))
-    if session.average is not None and "average" in state:
-        session.average.load_state_dict(state["average"], shipped)
-    elif session.average is not None:  # a checkpoint of a run without train.ema
-        session.average.load_state_dict({"updates": 0}, shipped)
+    if session.average is not None:  # a checkpoint of a run without train.ema starts it afresh
+        session.average.load_state_dict(state.get("average", {"updates": 0}), shipped)
     session.optimizer.load_state_dict(state["optimizer"])
     session.scaler.load_state_dict(state["scaler"])
     session.scheduler.load_state_dict(state["scheduler"])
